@@ -13,6 +13,7 @@ setup(
     include_package_data=True,
     install_requires=[
         "jax>=0.6,<0.11",
+        "jaxlib>=0.6,<0.11",
         "flax>=0.10,<0.13",
         "optax>=0.2.4,<0.3",
         "orbax-checkpoint>=0.11,<0.13",

@@ -1,0 +1,3 @@
+"""Registered seqio tasks and mixtures: `import tasks` registers all of them."""
+
+from tasks import pretraining  # noqa: F401

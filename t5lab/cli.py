@@ -1,0 +1,195 @@
+"""`t5lab` command line: train / eval / infer / vocab train, with t5x-style gin flags.
+
+    t5lab train --gin_file=gin/quickstart.gin --gin.TRAIN_STEPS=1000 --gin.MODEL_DIR=runs/a
+
+Every user mistake ends as one `t5lab: error: ...` line on stderr and exit status 2.
+An interrupted training run exits with 128 + the signal number after saving a checkpoint.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from t5lab.errors import UserError  # noqa: E402
+
+EXIT_USER_ERROR = 2
+
+
+def _split_gin_shorthand(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Pull t5x's `--gin.NAME=VALUE` flags out of argv (argparse cannot declare them)."""
+    rest, bindings = [], []
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg.startswith("--gin."):
+            body = arg[len("--gin.") :]
+            if "=" not in body:
+                if not args:
+                    raise UserError(f"{arg} needs a value: --gin.NAME=VALUE")
+                body = f"{body}={args.pop(0)}"
+            bindings.append(body)
+        else:
+            rest.append(arg)
+    return rest, bindings
+
+
+def _add_gin_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument(
+        "--gin_bindings", action="append", default=[], help="a gin statement (repeatable)"
+    )
+    parser.add_argument(
+        "--gin_search_paths", default="", help="comma-separated directories for gin files"
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="t5lab",
+        description="JAX/Flax text-to-text pretraining lab. Gin flags: --gin_file=FILE "
+        "(repeatable), --gin.NAME=VALUE, --gin_bindings='NAME = VALUE', --gin_search_paths=DIRS.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="pretrain or fine-tune (resumes automatically)")
+    _add_gin_flags(train)
+    train.add_argument("--quiet", action="store_true", help="no progress display")
+    evaluate = commands.add_parser("eval", help="loss and token accuracy of a checkpoint")
+    _add_gin_flags(evaluate)
+    evaluate.add_argument("--split", default=None)
+    evaluate.add_argument("--checkpoint_step", type=int, default=None)
+    infer = commands.add_parser("infer", help="greedy decoding from a checkpoint")
+    _add_gin_flags(infer)
+    infer.add_argument("--text", action="append", default=[], help="input text (repeatable)")
+    infer.add_argument("--input_file", default=None, help="one input text per line")
+    infer.add_argument("--max_decode_length", type=int, default=64)
+    infer.add_argument("--checkpoint_step", type=int, default=None)
+    vocab = commands.add_parser("vocab", help="vocabulary tools")
+    vocab_commands = vocab.add_subparsers(dest="vocab_command", required=True)
+    vocab_train = vocab_commands.add_parser(
+        "train", help="train a SentencePiece unigram model with T5 conventions"
+    )
+    vocab_train.add_argument("--input", action="append", required=True, help="glob (repeatable)")
+    vocab_train.add_argument("--model_prefix", required=True, help="output path without .model")
+    vocab_train.add_argument("--vocab_size", type=int, default=8000)
+    vocab_train.add_argument("--text_key", default="text", help="JSONL field holding the text")
+    return parser
+
+
+def _parse_gin(args: argparse.Namespace, bindings: list[str]) -> None:
+    from t5lab import gin_setup
+
+    if not args.gin_file:
+        raise UserError("no --gin_file given (try --gin_file=gin/quickstart.gin)")
+    gin_setup.parse_flags(
+        gin_files=args.gin_file,
+        bindings=[*args.gin_bindings, *bindings],
+        search_paths=[p for p in args.gin_search_paths.split(",") if p],
+    )
+
+
+def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
+    import gin
+    from t5lab import gin_setup
+
+    _parse_gin(args, bindings)
+    summary = gin_setup.call("train", config_text=gin.config_str(), show_progress=not args.quiet)
+    first, last = summary.first_validation, summary.last_validation
+    print(
+        f"done: steps {summary.start_step} -> {summary.final_step} in {summary.seconds:.0f}s "
+        f"({summary.tokens_per_second:,.0f} tokens/s)"
+    )
+    if last:
+        start = f"{first['loss']:.4f} -> " if first else ""
+        print(f"validation loss {start}{last['loss']:.4f}, token accuracy {last['accuracy']:.4f}")
+    print(f"model dir: {summary.model_dir}  (tensorboard --logdir {summary.model_dir})")
+    if summary.stopped_by:
+        return 128 + int(getattr(signal, summary.stopped_by))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace, bindings: list[str]) -> int:
+    from t5lab import gin_setup
+
+    _parse_gin(args, bindings)
+    overrides = {"checkpoint_step": args.checkpoint_step}
+    if args.split:
+        overrides["split"] = args.split
+    print(json.dumps(gin_setup.call("evaluate", **overrides)))
+    return 0
+
+
+def _run_infer(args: argparse.Namespace, bindings: list[str]) -> int:
+    from t5lab import gin_setup
+
+    texts = list(args.text)
+    if args.input_file:
+        try:
+            with open(args.input_file) as handle:
+                texts += [line.rstrip("\n") for line in handle if line.strip()]
+        except OSError as error:
+            raise UserError(
+                f"cannot read --input_file {args.input_file}: {error.strerror}"
+            ) from None
+    if not texts:
+        raise UserError("nothing to decode: pass --text or --input_file")
+    _parse_gin(args, bindings)
+    outputs = gin_setup.call(
+        "infer",
+        inputs=texts,
+        max_decode_length=args.max_decode_length,
+        checkpoint_step=args.checkpoint_step,
+    )
+    for text, output in zip(texts, outputs, strict=True):
+        print(json.dumps({"input": text, "output": output}))
+    return 0
+
+
+def _run_vocab_train(args: argparse.Namespace) -> int:
+    from t5lab.data.vocab import get_vocabulary, padded_vocab_size, train_sentencepiece
+
+    path = train_sentencepiece(
+        input_patterns=args.input,
+        model_prefix=args.model_prefix,
+        vocab_size=args.vocab_size,
+        text_key=args.text_key,
+    )
+    vocabulary = get_vocabulary(spm_path=path)
+    print(
+        f"wrote {path}: {args.vocab_size} pieces + 100 sentinels = {vocabulary.vocab_size} ids "
+        f"(model vocab_size {padded_vocab_size(vocabulary)}). Use it with "
+        f"--gin.get_vocabulary.spm_path='\"{path}\"'"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        rest, bindings = _split_gin_shorthand(argv)
+        args = _build_parser().parse_args(rest)
+        if args.command == "vocab":
+            return _run_vocab_train(args)
+        _quiet_libraries()
+        runner = {"train": _run_train, "eval": _run_eval, "infer": _run_infer}[args.command]
+        return runner(args, bindings)
+    except UserError as error:
+        print(f"t5lab: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("t5lab: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _quiet_libraries() -> None:
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

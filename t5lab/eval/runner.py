@@ -1,0 +1,94 @@
+"""`evaluate` and `infer`: what the CLI runs against a trained checkpoint."""
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+
+from t5lab.data.pipeline import batched_dataset, output_vocabulary, take_batches
+from t5lab.errors import UserError
+from t5lab.eval.greedy import greedy_decode
+from t5lab.models import T5Config, T5Transformer
+from t5lab.train.checkpoints import Checkpointer
+from t5lab.train.steps import evaluate_batches, make_eval_step
+from t5lab.train.trainer import resolve_model_config
+
+
+def _load(model_dir: str, model_config: T5Config, vocab_size: int, step: int | None):
+    config = resolve_model_config(model_config, vocabulary_size=vocab_size)
+    checkpointer = Checkpointer(model_dir=model_dir, keep=1_000_000)
+    try:
+        step = checkpointer.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"no checkpoint in {model_dir!r}: train first (t5lab train ...)")
+        params = checkpointer.restore_params(step=step)
+    finally:
+        checkpointer.close()
+    return T5Transformer(config), params, step
+
+
+def evaluate(
+    *,
+    model_dir: str,
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    model_config: T5Config,
+    batch_size: int = 32,
+    split: str = "validation",
+    eval_batches: int = 4,
+    checkpoint_step: int | None = None,
+    pack: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Token loss and accuracy of a checkpoint on the first `eval_batches` batches of a split."""
+    vocabulary = output_vocabulary(mixture_or_task_name)
+    model, params, step = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
+    batches = take_batches(
+        batched_dataset(
+            mixture_or_task_name=mixture_or_task_name,
+            task_feature_lengths=task_feature_lengths,
+            split=split,
+            batch_size=batch_size,
+            shuffle=False,
+            seed=seed,
+            pack=pack,
+        ),
+        eval_batches,
+    )
+    result = evaluate_batches(make_eval_step(model=model), params, batches)
+    return {"step": step, "split": split, **result}
+
+
+def infer(
+    *,
+    model_dir: str,
+    mixture_or_task_name: str,
+    model_config: T5Config,
+    inputs: Sequence[str],
+    max_input_length: int = 512,
+    max_decode_length: int = 64,
+    checkpoint_step: int | None = None,
+) -> list[str]:
+    """Greedy decoding of each input text with the task's vocabulary."""
+    if not inputs:
+        raise UserError("nothing to decode: pass --text or --input_file")
+    vocabulary = output_vocabulary(mixture_or_task_name)
+    model, params, _ = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
+    encoded = [list(vocabulary.encode(text))[: max_input_length - 1] + [1] for text in inputs]
+    length = max(len(ids) for ids in encoded)
+    tokens = np.zeros((len(encoded), length), np.int32)
+    for row, ids in enumerate(encoded):
+        tokens[row, : len(ids)] = ids
+    decoded = greedy_decode(
+        model=model,
+        params=params,
+        encoder_input_tokens=jax.numpy.asarray(tokens),
+        max_decode_length=max_decode_length,
+    )
+    results = []
+    for row in np.asarray(decoded):
+        ids = [int(i) for i in row]
+        if 1 in ids:
+            ids = ids[: ids.index(1)]
+        results.append(vocabulary.decode([i for i in ids if i > 0]))
+    return results

@@ -1,0 +1,271 @@
+"""The `train()` loop: data, model, optimizer, checkpoints and metrics wired together.
+
+A plain keyword-only function: the CLI binds its arguments with gin, tests call it directly.
+Host work per step is one `next()` on the data iterator and one jitted call; metrics are
+fetched from the device only every `log_every_steps`, at evaluations and at checkpoints.
+"""
+
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+import optax
+
+from t5lab.data.pipeline import (
+    CheckpointableIterator,
+    batched_dataset,
+    output_vocabulary,
+    take_batches,
+)
+from t5lab.errors import UserError
+from t5lab.models import T5Config, T5Transformer
+from t5lab.train.checkpoints import Checkpointer
+from t5lab.train.reporting import MetricsWriter, ProgressDisplay
+from t5lab.train.steps import (
+    evaluate_batches,
+    init_state_fn,
+    make_eval_step,
+    make_train_step,
+)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or Inf; the last checkpoint written before it is kept."""
+
+
+@dataclasses.dataclass
+class TrainSummary:
+    model_dir: str
+    start_step: int
+    final_step: int
+    stopped_by: str | None  # a signal name when interrupted, None when completed
+    train_loss: float | None
+    first_validation: dict | None
+    last_validation: dict | None
+    seconds: float
+    tokens_per_second: float
+
+
+def prepare_model_dir(model_dir: str) -> str:
+    """Create MODEL_DIR or explain in one line why it cannot be used."""
+    if not model_dir:
+        raise UserError("MODEL_DIR is not set: pass --gin.MODEL_DIR='\"path\"'")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        probe = os.path.join(model_dir, ".write_test")
+        with open(probe, "w") as handle:
+            handle.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise UserError(f"MODEL_DIR {model_dir!r} is not writable: {error.strerror}") from None
+    return model_dir
+
+
+def resolve_model_config(config: T5Config, *, vocabulary_size: int) -> T5Config:
+    """Fill a vocab_size of 0 from the task vocabulary (padded to 128) and check it fits."""
+    padded = -(-vocabulary_size // 128) * 128
+    if not config.vocab_size:
+        return dataclasses.replace(config, vocab_size=padded)
+    if config.vocab_size < vocabulary_size:
+        raise UserError(
+            f"model vocab_size {config.vocab_size} is smaller than the task vocabulary "
+            f"({vocabulary_size} ids): set T5Config.vocab_size = {padded} or leave it 0"
+        )
+    return config
+
+
+class _StopRequests:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave handlers alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def train(
+    *,
+    model_dir: str,
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    model_config: T5Config,
+    optimizer: optax.GradientTransformation,
+    train_steps: int,
+    batch_size: int = 32,
+    seed: int = 0,
+    pack: bool = True,
+    num_microbatches: int = 1,
+    label_smoothing: float = 0.0,
+    z_loss: float = 1e-4,
+    eval_every_steps: int = 100,
+    eval_batches: int = 4,
+    checkpoint_every_steps: int = 100,
+    keep_checkpoints: int = 3,
+    log_every_steps: int = 10,
+    validation_split: str = "validation",
+    config_text: str = "",
+    show_progress: bool = True,
+) -> TrainSummary:
+    """Pretrain or fine-tune, resuming from the latest checkpoint in `model_dir` if any."""
+    prepare_model_dir(model_dir)
+    if config_text:
+        with open(os.path.join(model_dir, "config.gin"), "w") as handle:
+            handle.write(config_text)
+    if train_steps < 1:
+        raise UserError(f"TRAIN_STEPS must be >= 1, got {train_steps}")
+    if batch_size % num_microbatches:
+        raise UserError(
+            f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
+        )
+    vocabulary = output_vocabulary(mixture_or_task_name)
+    config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
+    model = T5Transformer(config)
+
+    def dataset(split: str, *, shuffle: bool):
+        return batched_dataset(
+            mixture_or_task_name=mixture_or_task_name,
+            task_feature_lengths=task_feature_lengths,
+            split=split,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            pack=pack,
+            shard_index=jax.process_index(),
+            num_shards=jax.process_count(),
+        )
+
+    iterator = CheckpointableIterator(dataset("train", shuffle=True))
+    validation = take_batches(dataset(validation_split, shuffle=False), eval_batches)
+    if eval_batches and not validation:
+        raise UserError(
+            f"split {validation_split!r} of {mixture_or_task_name!r} gives no batch of "
+            f"{batch_size}: lower batch_size or eval_batches"
+        )
+    first_batch_shapes = {k: v.shape for k, v in validation[0].items()} if validation else None
+
+    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(seed))
+    shapes = first_batch_shapes or {
+        "encoder_input_tokens": (batch_size, task_feature_lengths["inputs"]),
+        "decoder_input_tokens": (batch_size, task_feature_lengths["targets"]),
+    }
+    init = init_state_fn(model=model, tx=optimizer, input_shapes=shapes)
+    checkpointer = Checkpointer(model_dir=model_dir, keep=keep_checkpoints)
+    latest = checkpointer.latest_step()
+    if latest is None:
+        state = jax.jit(init)(init_rng)
+    else:
+        abstract = jax.eval_shape(init, init_rng)
+        state = checkpointer.restore(step=latest, abstract_state=abstract, iterator=iterator)
+
+    train_step = make_train_step(
+        model=model,
+        num_microbatches=num_microbatches,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+    )
+    eval_step = make_eval_step(model=model, label_smoothing=label_smoothing, z_loss=z_loss)
+    start_step = int(state.step)
+    writer = MetricsWriter(model_dir=model_dir, enabled=jax.process_index() == 0)
+    display = ProgressDisplay(total_steps=train_steps, start_step=start_step, enabled=show_progress)
+    first_validation = last_validation = None
+    last_checkpoint = latest
+    pending: list[dict] = []
+    train_loss = None
+    tokens_per_step = batch_size * (
+        task_feature_lengths["inputs"] + task_feature_lengths["targets"]
+    )
+    clock = {"time": time.perf_counter(), "step": start_step}
+    started = time.perf_counter()
+    step = start_step
+
+    def flush_metrics() -> None:
+        nonlocal train_loss
+        if not pending:
+            return
+        fetched = jax.device_get(pending)
+        pending.clear()
+        for offset, metrics in enumerate(fetched):
+            if metrics["nonfinite"]:
+                bad_step = step - len(fetched) + offset + 1
+                kept = f"step {last_checkpoint}" if last_checkpoint else "none written yet"
+                raise TrainingDiverged(
+                    f"loss became {metrics['loss']} at step {bad_step}; stopping. Last good "
+                    f"checkpoint: {kept}. Lower the learning rate or check the data."
+                )
+        now = time.perf_counter()
+        speed = tokens_per_step * (step - clock["step"]) / max(now - clock["time"], 1e-9)
+        clock.update(time=now, step=step)
+        means = {
+            key: float(np.mean([m[key] for m in fetched])) for key in ("loss", "z_loss", "accuracy")
+        }
+        means["tokens_per_second"] = speed
+        train_loss = means["loss"]
+        writer.write(split="train", step=step, metrics=means)
+        display.update(step=step, loss=train_loss, tokens_per_second=speed)
+
+    def run_eval() -> dict:
+        result = evaluate_batches(eval_step, state.params, validation)
+        writer.write(split="validation", step=step, metrics=result)
+        display.message(
+            f"step {step}: validation loss {result['loss']:.4f}, accuracy {result['accuracy']:.4f}"
+        )
+        return result
+
+    try:
+        with _StopRequests() as stop:
+            if validation and start_step == 0:
+                first_validation = run_eval()
+            while step < train_steps and stop.signal_name is None:
+                batch = next(iterator)
+                state, metrics = train_step(state, batch, dropout_rng)
+                step += 1
+                pending.append(metrics)
+                if step % log_every_steps == 0 or step == train_steps:
+                    flush_metrics()
+                if validation and (step % eval_every_steps == 0 or step == train_steps):
+                    last_validation = run_eval()
+                if step % checkpoint_every_steps == 0 or step == train_steps:
+                    flush_metrics()
+                    checkpointer.save(step=step, state=state, iterator=iterator)
+                    last_checkpoint = step
+            if stop.signal_name is not None:
+                flush_metrics()
+                checkpointer.save(step=step, state=state, iterator=iterator)
+                display.message(
+                    f"{stop.signal_name}: checkpoint saved at step {step}; "
+                    "run the same command again to resume"
+                )
+    finally:
+        display.close()
+        writer.close()
+        checkpointer.close()
+    seconds = time.perf_counter() - started
+    return TrainSummary(
+        model_dir=model_dir,
+        start_step=start_step,
+        final_step=step,
+        stopped_by=stop.signal_name,
+        train_loss=train_loss,
+        first_validation=first_validation,
+        last_validation=last_validation,
+        seconds=seconds,
+        tokens_per_second=tokens_per_step * (step - start_step) / max(seconds, 1e-9),
+    )
