@@ -94,6 +94,7 @@ def _parse_gin(args: argparse.Namespace, bindings: list[str]) -> None:
 
 def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
     import gin
+
     from t5lab import gin_setup
 
     _parse_gin(args, bindings)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gin
+
 from t5lab.errors import UserError, did_you_mean
 
 REPO_GIN_DIR = Path(__file__).resolve().parent.parent / "gin"

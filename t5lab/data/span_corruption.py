@@ -210,12 +210,20 @@ def span_corruption(
     _check_knobs(noise_density, mean_noise_span_length)
     inputs_length = _required_inputs_length(sequence_length, "span_corruption")
     vocabulary = output_features["targets"].vocabulary
-    tokens_length, _ = random_spans_lengths(
+    tokens_length, targets_needed = random_spans_lengths(
         inputs_length=inputs_length,
         noise_density=noise_density,
         mean_noise_span_length=mean_noise_span_length,
     )
     _, num_spans = _span_counts(tokens_length, noise_density, mean_noise_span_length)
+    targets_length = int(sequence_length.get("targets") or targets_needed)
+    if targets_length < targets_needed:
+        raise UserError(
+            f"targets length {targets_length} is too short: span corruption of inputs "
+            f"{inputs_length} (noise_density {noise_density}, mean span "
+            f"{mean_noise_span_length}) makes {targets_needed} target tokens; set "
+            f"TASK_FEATURE_LENGTHS['targets'] >= {targets_needed}"
+        )
     extra_ids = getattr(vocabulary, "extra_ids", None)
     if extra_ids is not None and num_spans > extra_ids:
         raise UserError(

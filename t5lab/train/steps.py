@@ -49,7 +49,8 @@ def init_state_fn(
         variables = model.init(
             {"params": rng, "dropout": rng}, encoder, decoder, decoder, enable_dropout=False
         )
-        return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
+        params = nn.unbox(variables)["params"]  # logical axis names live in the module
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
     return init
 
