@@ -109,6 +109,10 @@ def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
         print(f"validation loss {start}{last['loss']:.4f}, token accuracy {last['accuracy']:.4f}")
     print(f"model dir: {summary.model_dir}  (tensorboard --logdir {summary.model_dir})")
     if summary.stopped_by:
+        print(
+            f"{summary.stopped_by}: checkpoint saved at step {summary.final_step}; "
+            "run the same command again to resume"
+        )
         return 128 + int(getattr(signal, summary.stopped_by))
     return 0
 
@@ -179,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = {"train": _run_train, "eval": _run_eval, "infer": _run_infer}[args.command]
         return runner(args, bindings)
     except UserError as error:
-        print(f"t5lab: error: {error}", file=sys.stderr)
+        message = str(error).strip().splitlines()[0]  # gin appends "In call to ..." lines
+        print(f"t5lab: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("t5lab: interrupted", file=sys.stderr)

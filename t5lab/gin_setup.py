@@ -7,6 +7,7 @@ name the closest valid spelling.
 
 import importlib.util  # noqa: F401  (gin's `include` of a missing file needs it imported)
 import inspect
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -19,6 +20,16 @@ from t5lab.errors import UserError, did_you_mean
 REPO_GIN_DIR = Path(__file__).resolve().parent.parent / "gin"
 
 _CONFIGURABLES: dict[str, Callable] = {}
+
+
+class _HideSearchMisses(logging.Filter):
+    """Gin logs every search path it tries for an include at ERROR level: noise, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Path not found")
+
+
+logging.getLogger().addFilter(_HideSearchMisses())
 
 
 def register(fn: Callable, name: str) -> Callable:
@@ -123,21 +134,23 @@ def parse_flags(
         name, sep, value = binding.partition("=")
         statements.append(f"{name.strip()} = {_quote_if_bare(value.strip())}" if sep else binding)
     try:
-        for gin_file in gin_files:
-            _check_gin_file(gin_file, search_paths)
-        gin.parse_config_files_and_bindings(list(gin_files), statements, finalize_config=False)
+        resolved = [_resolve_gin_file(gin_file, search_paths) for gin_file in gin_files]
+        gin.parse_config_files_and_bindings(resolved, statements, finalize_config=False)
     except UserError:
         raise
     except Exception as error:  # gin raises ValueError, IOError, SyntaxError, ...
         raise _translate(error) from None
 
 
-def _check_gin_file(gin_file: str, search_paths: Sequence[str]) -> None:
+def _resolve_gin_file(gin_file: str, search_paths: Sequence[str]) -> str:
+    """An absolute path: gin would read a relative `gin/...` as a resource of its own package."""
     candidates = [gin_file] + [
         os.path.join(p, gin_file) for p in [*search_paths, os.getcwd(), str(REPO_GIN_DIR)]
     ]
-    if not any(os.path.isfile(c) for c in candidates):
-        raise UserError(f"gin file not found: {gin_file}{_nearby_gin_files(gin_file)}")
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+    raise UserError(f"gin file not found: {gin_file}{_nearby_gin_files(gin_file)}")
 
 
 def call(name: str, **overrides):

@@ -1,11 +1,12 @@
 """`t5lab` end to end: train / eval / infer / vocab train, and one-line errors for bad input."""
 
 import json
-import os
 
 import pytest
 
 from t5lab.cli import EXIT_USER_ERROR, main
+from t5lab.data.corpus import sotu_documents
+from t5lab.data.vocab import get_vocabulary
 from tests.conftest import FIXTURES
 
 MICRO = f"--gin_file={FIXTURES / 'micro.gin'}"
@@ -36,25 +37,32 @@ def test_train_eval_infer_round_trip(tmp_path, capsys):
 
 
 def test_vocab_train_writes_a_usable_model(tmp_path, capsys):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(
-        "\n".join(f"Sentence number {i} talks about topic {i % 17} and more." for i in range(400))
-    )
+    corpus = tmp_path / "speeches.jsonl"
+    speeches = sotu_documents(split="validation")[:3]
+    corpus.write_text("\n".join(json.dumps({"text": doc["text"]}) for doc in speeches))
     prefix = tmp_path / "spm"
-    assert main(["vocab", "train", "--input", str(corpus), "--model_prefix", str(prefix),
-                 "--vocab_size", "120"]) == 0
+    args = ["vocab", "train", "--input", str(corpus), "--model_prefix", str(prefix)]
+    assert main([*args, "--vocab_size", "300"]) == 0
     out = capsys.readouterr().out
-    assert "220 ids" in out and "model vocab_size 256" in out
-    assert os.path.isfile(f"{prefix}.model")
+    assert "400 ids" in out and "model vocab_size 512" in out
+    vocabulary = get_vocabulary(spm_path=f"{prefix}.model")
+    assert vocabulary.decode(vocabulary.encode("the people of the union")) == (
+        "the people of the union"
+    )
 
 
 @pytest.mark.parametrize(
     "flags, expected",
     [
-        (["--gin.train.batchsize=4"], "'train' has no parameter 'batchsize' (did you mean 'batch_size'"),
+        (
+            ["--gin.train.batchsize=4"],
+            "'train' has no parameter 'batchsize' (did you mean 'batch_size'",
+        ),
         (["--gin.trian.batch_size=4"], "unknown gin configurable 'trian' (did you mean 'train'"),
-        (["--gin.MIXTURE_OR_TASK_NAME=sotu_span_corupton"],
-         "unknown task or mixture 'sotu_span_corupton' (did you mean 'sotu_span_corruption'"),
+        (
+            ["--gin.MIXTURE_OR_TASK_NAME=sotu_span_corupton"],
+            "unknown task or mixture 'sotu_span_corupton' (did you mean 'sotu_span_corruption'",
+        ),
         (["--gin.TASK_FEATURE_LENGTHS={'inputs': 2, 'targets': 4}"], "inputs"),
         (["--gin.MODEL_DIR=/proc/t5lab_cannot_write_here"], "is not writable"),
     ],
@@ -67,11 +75,16 @@ def test_bad_configuration_gives_one_clear_line(tmp_path, capsys, flags, expecte
 
 def test_missing_gin_file_suggests_the_closest(capsys):
     assert main(["train", "--gin_file=gin/quickstrat.gin"]) == EXIT_USER_ERROR
-    assert "gin file not found: gin/quickstrat.gin (did you mean 'quickstart.gin'" in _error_line(capsys)
+    assert "gin file not found: gin/quickstrat.gin (did you mean 'quickstart.gin'" in _error_line(
+        capsys
+    )
 
 
 def test_unset_model_dir_is_named(capsys):
-    assert main(["train", "--gin_file=gin/runs/pretrain.gin", "--gin_file=models/t5_1_1_tiny.gin"]) == EXIT_USER_ERROR
+    assert (
+        main(["train", "--gin_file=gin/runs/pretrain.gin", "--gin_file=models/t5_1_1_tiny.gin"])
+        == EXIT_USER_ERROR
+    )
     assert "MODEL_DIR" in _error_line(capsys)
 
 
@@ -89,10 +102,19 @@ def test_own_corpus_errors(tmp_path, capsys):
 
 def test_own_corpus_trains(tmp_path, capsys):
     corpus = tmp_path / "docs.jsonl"
-    lines = [json.dumps({"text": f"Document {i} says that the river runs to the sea. " * 8})
-             for i in range(60)]
+    lines = [
+        json.dumps({"text": f"Document {i} says that the river runs to the sea. " * 8})
+        for i in range(60)
+    ]
     corpus.write_text("\n".join(lines))
-    args = ["train", MICRO, "--gin_file=gin/runs/own_corpus.gin", f"--gin.MODEL_DIR={tmp_path / 'run'}",
-            f"--gin.CORPUS_PATTERNS=['{corpus}']", "--gin.TRAIN_STEPS=2", "--quiet"]
+    args = [
+        "train",
+        MICRO,
+        "--gin_file=gin/runs/own_corpus.gin",
+        f"--gin.MODEL_DIR={tmp_path / 'run'}",
+        f"--gin.CORPUS_PATTERNS=['{corpus}']",
+        "--gin.TRAIN_STEPS=2",
+        "--quiet",
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert "steps 0 -> 2" in capsys.readouterr().out

@@ -130,6 +130,12 @@ def make_train_step(
         grads = jax.tree.map(lambda g: g / denominator, grads)
         new_state = state.apply_gradients(grads=grads)
         metrics = _metrics(terms)
+        # A finite loss can still come with an update that overflows the parameters:
+        # checking the new parameters keeps a diverged state out of every checkpoint.
+        param_norm = optax.global_norm(new_state.params)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["param_norm"] = param_norm
+        metrics["nonfinite"] |= jnp.logical_not(jnp.isfinite(param_norm))
         return new_state, metrics
 
     return jax.jit(step, donate_argnums=(0,))

@@ -207,14 +207,16 @@ def train(
                 bad_step = step - len(fetched) + offset + 1
                 kept = f"step {last_checkpoint}" if last_checkpoint else "none written yet"
                 raise TrainingDiverged(
-                    f"loss became {metrics['loss']} at step {bad_step}; stopping. Last good "
+                    f"training diverged at step {bad_step} (loss {metrics['loss']}, parameter "
+                    f"norm {metrics['param_norm']}); stopping. Last good "
                     f"checkpoint: {kept}. Lower the learning rate or check the data."
                 )
         now = time.perf_counter()
         speed = tokens_per_step * (step - clock["step"]) / max(now - clock["time"], 1e-9)
         clock.update(time=now, step=step)
         means = {
-            key: float(np.mean([m[key] for m in fetched])) for key in ("loss", "z_loss", "accuracy")
+            key: float(np.mean([m[key] for m in fetched]))
+            for key in ("loss", "z_loss", "accuracy", "grad_norm", "param_norm")
         }
         means["tokens_per_second"] = speed
         train_loss = means["loss"]
@@ -249,10 +251,6 @@ def train(
             if stop.signal_name is not None:
                 flush_metrics()
                 checkpointer.save(step=step, state=state, iterator=iterator)
-                display.message(
-                    f"{stop.signal_name}: checkpoint saved at step {step}; "
-                    "run the same command again to resume"
-                )
     finally:
         display.close()
         writer.close()

@@ -7,6 +7,7 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -74,11 +75,15 @@ def test_resume_continues_from_latest_checkpoint(tmp_path):
 
 
 def test_nan_loss_stops_with_last_good_checkpoint_intact(tmp_path):
-    exploding = optimizers.adamw(learning_rate=lambda step: 1e30, grad_clip_norm=None)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step \d+.*Last good"):
+    exploding = optimizers.adamw(
+        learning_rate=lambda step: jnp.where(step < 3, 1e-3, 1e30), grad_clip_norm=None
+    )
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at step 4 .*(nan|inf).*Last good checkpoint: step 3"
+    ):
         _train(tmp_path, optimizer=exploding, checkpoint_every_steps=1, log_every_steps=1)
     steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints"))
-    assert steps, "the step before divergence should have been checkpointed"
+    assert steps == [1, 2, 3], "good steps are checkpointed, the diverged one is not"
     for leaf in jax.tree.leaves(_params(tmp_path, steps[-1])):
         assert np.all(np.isfinite(leaf))
 
