@@ -5,6 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="t5lab",
     version="0.1.0",
+    license="Apache-2.0",
     description="JAX/Flax text-to-text pretraining lab: SeqIO tasks, gin-configured Flax T5 trainer.",
     python_requires=">=3.10",
     packages=find_packages(include=["t5lab", "t5lab.*", "tasks", "tasks.*"]),
