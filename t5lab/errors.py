@@ -8,7 +8,7 @@ class UserError(ValueError):
     """Bad input from the user (config, data, paths): reported without a traceback."""
 
 
-def closest(name: str, candidates: Iterable[str], *, n: int = 3) -> list[str]:
+def closest(name: str, candidates: Iterable[str], *, n: int = 2) -> list[str]:
     """Names from `candidates` that look like `name`, best first (for 'did you mean')."""
     return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
 

@@ -32,6 +32,23 @@ class _HideSearchMisses(logging.Filter):
 logging.getLogger().addFilter(_HideSearchMisses())
 
 
+def _tolerant(exists: Callable[[str], bool]) -> Callable[[str], bool]:
+    def check(path: str) -> bool:
+        try:
+            return exists(path)
+        except TypeError:  # a namespace package (a plain folder on sys.path) has no origin
+            return False
+
+    return check
+
+
+# gin resolves `include 'runs/x.gin'` also as a resource of a Python package named `runs`;
+# a folder of that name on sys.path makes its check crash instead of saying "not here".
+gin.config._FILE_READERS[:] = [
+    (reader, _tolerant(exists)) for reader, exists in gin.config._FILE_READERS
+]
+
+
 def register(fn: Callable, name: str) -> Callable:
     """Register `fn` with gin once under `name`; returns the gin-wrapped callable."""
     if name not in _CONFIGURABLES:
@@ -144,9 +161,8 @@ def parse_flags(
 
 def _resolve_gin_file(gin_file: str, search_paths: Sequence[str]) -> str:
     """An absolute path: gin would read a relative `gin/...` as a resource of its own package."""
-    candidates = [gin_file] + [
-        os.path.join(p, gin_file) for p in [*search_paths, os.getcwd(), str(REPO_GIN_DIR)]
-    ]
+    roots = [*search_paths, os.getcwd(), str(REPO_GIN_DIR), str(REPO_GIN_DIR.parent)]
+    candidates = [gin_file] + [os.path.join(root, gin_file) for root in roots]
     for candidate in candidates:
         if os.path.isfile(candidate):
             return os.path.abspath(candidate)

@@ -126,6 +126,25 @@ def sentinel_id(vocabulary: seqio.Vocabulary, index: int) -> int:
     return vocabulary.vocab_size - 1 - index
 
 
+_SENTINEL = re.compile(r"<extra_id_(\d+)>")
+
+
+def encode_with_sentinels(vocabulary: seqio.Vocabulary, text: str) -> list[int]:
+    """Token ids of `text`, with each literal `<extra_id_N>` mapped to its sentinel id.
+
+    SentencePiece knows nothing of seqio's sentinels and would spell them out in pieces;
+    a user asking a span-corruption model to fill a gap writes them literally.
+    """
+    ids: list[int] = []
+    position = 0
+    for match in _SENTINEL.finditer(text):
+        ids += list(vocabulary.encode(text[position : match.start()].strip()))
+        ids.append(sentinel_id(vocabulary, int(match.group(1))))
+        position = match.end()
+    ids += list(vocabulary.encode(text[position:].strip()))
+    return [int(i) for i in ids]
+
+
 def _friendly_error(error: RuntimeError, *, vocab_size: int) -> Exception:
     message = str(error)
     if re.search(r"Vocabulary size (is )?too high", message):

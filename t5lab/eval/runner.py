@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from t5lab.data.pipeline import batched_dataset, output_vocabulary, take_batches
+from t5lab.data.vocab import encode_with_sentinels
 from t5lab.errors import UserError
 from t5lab.eval.greedy import greedy_decode
 from t5lab.models import T5Config, T5Transformer
@@ -74,7 +75,9 @@ def infer(
         raise UserError("nothing to decode: pass --text or --input_file")
     vocabulary = output_vocabulary(mixture_or_task_name)
     model, params, _ = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
-    encoded = [list(vocabulary.encode(text))[: max_input_length - 1] + [1] for text in inputs]
+    encoded = [
+        encode_with_sentinels(vocabulary, text)[: max_input_length - 1] + [1] for text in inputs
+    ]
     length = max(len(ids) for ids in encoded)
     tokens = np.zeros((len(encoded), length), np.int32)
     for row, ids in enumerate(encoded):

@@ -137,3 +137,16 @@ def test_train_sentencepiece_errors(small_corpus, tmp_path):
         vocab.train_sentencepiece(
             input_patterns=[str(small_corpus)], model_prefix=str(tmp_path / "x")
         )
+
+
+def test_literal_sentinels_in_text_become_sentinel_ids():
+    vocabulary = vocab.get_vocabulary()
+    ids = vocab.encode_with_sentinels(vocabulary, "The state of the <extra_id_0> is <extra_id_1>.")
+    first, second = vocab.sentinel_id(vocabulary, 0), vocab.sentinel_id(vocabulary, 1)
+    assert ids.count(first) == 1 and ids.count(second) == 1
+    assert ids.index(first) < ids.index(second)
+    decoded = vocabulary.decode(ids)
+    assert decoded.index("<extra_id_0>") < decoded.index("<extra_id_1>")
+    assert decoded.startswith("The state of the")
+    plain = [int(i) for i in vocabulary.encode("The state of the union")]
+    assert vocab.encode_with_sentinels(vocabulary, "The state of the union") == plain
