@@ -21,8 +21,11 @@ def _code_blocks(language: str) -> list[str]:
 def _commands(block: str) -> list[list[str]]:
     """`t5lab ...` lines of a block, with backslash continuations joined, comments dropped."""
     joined = block.replace("\\\n", " ")
-    return [shlex.split(line, comments=True) for line in joined.splitlines()
-            if line.strip().startswith("t5lab ")]
+    return [
+        shlex.split(line, comments=True)
+        for line in joined.splitlines()
+        if line.strip().startswith("t5lab ")
+    ]
 
 
 def _shrink(args: list[str]) -> list[str]:
