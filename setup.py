@@ -6,7 +6,7 @@ setup(
     name="t5lab",
     version="0.1.0",
     license="Apache-2.0",
-    description="JAX/Flax text-to-text pretraining lab: SeqIO tasks, gin-configured Flax T5 trainer.",
+    description="JAX/Flax text-to-text pretraining lab: SeqIO tasks, a gin-configured T5 trainer.",
     python_requires=">=3.10",
     packages=find_packages(include=["t5lab", "t5lab.*", "tasks", "tasks.*"]),
     package_data={"t5lab": ["assets/*", "assets/**/*"]},
