@@ -4,18 +4,11 @@ import jax
 import numpy as np
 import optax
 
-from t5lab.models import T5Config, T5Transformer
+from t5lab.models import T5Transformer
 from t5lab.train.steps import init_state_fn, make_train_step
+from tests.conftest import MICRO_CONFIG
 
-CONFIG = T5Config(
-    vocab_size=128,
-    emb_dim=32,
-    num_heads=2,
-    head_dim=16,
-    mlp_dim=64,
-    num_encoder_layers=1,
-    num_decoder_layers=1,
-)
+CONFIG = MICRO_CONFIG.replace(vocab_size=128)
 
 
 def _batch(batch_size=8, inputs=16, targets=8):

@@ -12,21 +12,12 @@ import numpy as np
 import pytest
 
 import tasks  # noqa: F401  (registers sotu_span_corruption)
-from t5lab.models import T5Config
 from t5lab.train import optimizers
 from t5lab.train.checkpoints import Checkpointer
 from t5lab.train.trainer import TrainingDiverged, train
-from tests.conftest import FIXTURES, REPO
+from tests.conftest import FIXTURES, MICRO_CONFIG, REPO
 
-MICRO = T5Config(
-    vocab_size=0,
-    emb_dim=32,
-    num_heads=2,
-    head_dim=16,
-    mlp_dim=64,
-    num_encoder_layers=1,
-    num_decoder_layers=1,
-)
+MICRO = MICRO_CONFIG
 LENGTHS = {"inputs": 32, "targets": 12}
 
 
