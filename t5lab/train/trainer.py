@@ -129,8 +129,15 @@ def train(
     if config_text:
         with open(os.path.join(model_dir, "config.gin"), "w") as handle:
             handle.write(config_text)
-    if train_steps < 1:
-        raise UserError(f"TRAIN_STEPS must be >= 1, got {train_steps}")
+    for name, value in (
+        ("TRAIN_STEPS", train_steps),
+        ("train.eval_every_steps", eval_every_steps),
+        ("train.checkpoint_every_steps", checkpoint_every_steps),
+        ("train.log_every_steps", log_every_steps),
+        ("train.keep_checkpoints", keep_checkpoints),
+    ):
+        if value < 1:
+            raise UserError(f"{name} must be >= 1, got {value}")
     if batch_size % num_microbatches:
         raise UserError(
             f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
