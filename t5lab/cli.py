@@ -177,9 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rest, bindings = _split_gin_shorthand(argv)
         args = _build_parser().parse_args(rest)
+        _quiet_libraries()
         if args.command == "vocab":
             return _run_vocab_train(args)
-        _quiet_libraries()
         runner = {"train": _run_train, "eval": _run_eval, "infer": _run_infer}[args.command]
         return runner(args, bindings)
     except UserError as error:
@@ -192,9 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _quiet_libraries() -> None:
+    """Library INFO/WARNING chatter (seqio's cache advice, orbax's progress) is not news here."""
     from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.WARNING)
+    from t5lab.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 if __name__ == "__main__":

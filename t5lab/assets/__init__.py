@@ -1,0 +1,1 @@
+"""Bundled data: the SOTU corpus and the default vocabulary (see README.md here)."""
