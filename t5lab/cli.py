@@ -7,6 +7,7 @@ An interrupted training run exits with 128 + the signal number after saving a ch
 """
 
 import argparse
+import ast
 import json
 import os
 import signal
@@ -77,7 +78,52 @@ def _build_parser() -> argparse.ArgumentParser:
     vocab_train.add_argument("--model_prefix", required=True, help="output path without .model")
     vocab_train.add_argument("--vocab_size", type=int, default=8000)
     vocab_train.add_argument("--text_key", default="text", help="JSONL field holding the text")
+    objectives = commands.add_parser("objectives", help="pretraining objectives")
+    objective_commands = objectives.add_subparsers(dest="objectives_command", required=True)
+    objective_commands.add_parser("list", help="every objective with its paper and knobs")
+    show = objective_commands.add_parser("show", help="what an objective does to a text")
+    show.add_argument("name")
+    show.add_argument("--text", required=True)
+    show.add_argument("--knob", action="append", default=[], help="KNOB=VALUE (repeatable)")
+    show.add_argument("--inputs_length", type=int, default=64)
+    show.add_argument("--targets_length", type=int, default=None)
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--vocabulary", choices=["sentencepiece", "byte"], default="sentencepiece")
     return parser
+
+
+def _parse_knobs(pairs: Sequence[str]) -> dict[str, object]:
+    knobs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"--knob {pair!r} should look like NAME=VALUE")
+        try:
+            knobs[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            knobs[name.strip()] = value.strip()
+    return knobs
+
+
+def _run_objectives(args: argparse.Namespace) -> int:
+    from t5lab.data.objectives import showcase
+    from t5lab.data.vocab import get_vocabulary
+
+    if args.objectives_command == "list":
+        print(showcase.list_objectives())
+        return 0
+    print(
+        showcase.show_objective(
+            name=args.name,
+            text=args.text,
+            knobs=_parse_knobs(args.knob),
+            inputs_length=args.inputs_length,
+            targets_length=args.targets_length,
+            seed=args.seed,
+            vocabulary=get_vocabulary(kind=args.vocabulary),
+        )
+    )
+    return 0
 
 
 def _parse_gin(args: argparse.Namespace, bindings: list[str]) -> None:
@@ -180,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_libraries()
         if args.command == "vocab":
             return _run_vocab_train(args)
+        if args.command == "objectives":
+            return _run_objectives(args)
         runner = {"train": _run_train, "eval": _run_eval, "infer": _run_infer}[args.command]
         return runner(args, bindings)
     except UserError as error:

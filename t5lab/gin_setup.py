@@ -62,7 +62,7 @@ def configurable(name: str) -> Callable:
 
 def register_all() -> None:
     """Everything a gin file may name. Imports lazily: `t5lab --help` stays fast."""
-    from t5lab.data import vocab
+    from t5lab.data import objectives, vocab
     from t5lab.eval import runner
     from t5lab.models import T5Config
     from t5lab.train import optimizers, trainer
@@ -76,7 +76,9 @@ def register_all() -> None:
     register(optimizers.adamw, "adamw")
     register(optimizers.rsqrt_schedule, "rsqrt_schedule")
     register(vocab.get_vocabulary, "get_vocabulary")
-    register(pretraining.span_corruption_task, "span_corruption_task")
+    register(pretraining.pretraining_task, "pretraining_task")
+    for name in objectives.names():  # `bert_mlm.corrupt_rate = 0.3` etc.
+        register(objectives.get(name).build, name)
 
 
 def _parameters_of(name: str) -> list[str]:

@@ -1,51 +1,33 @@
-"""Pretraining tasks: span corruption on the bundled corpus or on your own text files.
+"""Pretraining tasks: any registered objective on the bundled corpus or on your own files.
 
-Importing this module registers `sotu_span_corruption` (the default SentencePiece vocab)
-and `sotu_span_corruption_byte` (seqio.ByteVocabulary). `span_corruption_task` registers a
-variant with other knobs or another corpus and returns its name, which is how gin files
+Importing this module registers `sotu_<objective>` for every objective in
+`t5lab.data.objectives` (default knobs, default SentencePiece vocabulary) and
+`sotu_span_corruption_byte` (seqio.ByteVocabulary). `pretraining_task` registers a variant
+with other knobs, another corpus or vocabulary and returns its name, which is how gin files
 select it without code changes:
 
-    MIXTURE_OR_TASK_NAME = @span_corruption_task()
-    span_corruption_task.corpus_patterns = ["/data/my_text/*.txt"]
+    MIXTURE_OR_TASK_NAME = @pretraining_task()
+    pretraining_task.objective = @bert_mlm
+    bert_mlm.corrupt_rate = 0.25
 """
 
-import functools
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 
 import seqio
 
+from t5lab.data import objectives
 from t5lab.data.corpus import sotu_source, text_files_source
-from t5lab.data.span_corruption import (
-    concatenate_documents,
-    span_corruption,
-    split_tokens_to_inputs_length,
-)
+from t5lab.data.objectives.t5_span_corruption import span_corruption_objective
 from t5lab.data.vocab import get_vocabulary
 
 
-def span_corruption_preprocessors(
-    *, noise_density: float = 0.15, mean_noise_span_length: float = 3.0
-) -> list:
-    """text -> tokens -> joined documents -> exact-length chunks -> span corruption -> EOS."""
-    knobs = dict(noise_density=noise_density, mean_noise_span_length=mean_noise_span_length)
-    return [
-        functools.partial(seqio.preprocessors.rekey, key_map={"targets": "text"}),
-        seqio.preprocessors.tokenize,
-        seqio.CacheDatasetPlaceholder(),
-        concatenate_documents,
-        functools.partial(split_tokens_to_inputs_length, **knobs),
-        functools.partial(span_corruption, **knobs),
-        seqio.preprocessors.append_eos_after_trim,
-    ]
-
-
-def register_span_corruption(
+def register_pretraining_task(
     *,
     name: str,
     source: seqio.DataSource,
     vocabulary: seqio.Vocabulary,
-    noise_density: float = 0.15,
-    mean_noise_span_length: float = 3.0,
+    preprocessors: list,
 ) -> str:
     """Register (replacing any task of the same name) and return the task name."""
     if name in seqio.TaskRegistry.names():
@@ -53,9 +35,7 @@ def register_span_corruption(
     seqio.TaskRegistry.add(
         name,
         source=source,
-        preprocessors=span_corruption_preprocessors(
-            noise_density=noise_density, mean_noise_span_length=mean_noise_span_length
-        ),
+        preprocessors=preprocessors,
         output_features={
             "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
             "targets": seqio.Feature(vocabulary, add_eos=True),
@@ -65,17 +45,24 @@ def register_span_corruption(
     return name
 
 
-def span_corruption_task(
+def _objective_name(build: Callable) -> str:
+    target = inspect.unwrap(build)
+    for name in objectives.names():
+        if inspect.unwrap(objectives.get(name).build) is target:
+            return name
+    return getattr(target, "__name__", "objective")
+
+
+def pretraining_task(
     *,
+    objective: Callable[[], list] = span_corruption_objective,
     corpus_patterns: Sequence[str] = (),
     validation_patterns: Sequence[str] = (),
     text_key: str = "text",
     vocabulary: seqio.Vocabulary | None = None,
-    noise_density: float = 0.15,
-    mean_noise_span_length: float = 3.0,
     name: str = "",
 ) -> str:
-    """Span corruption on SOTU (no patterns) or on text/JSONL files matching the globs."""
+    """An objective (a builder, knobs already bound) on SOTU or on files matching the globs."""
     if corpus_patterns:
         source = text_files_source(
             train_patterns=list(corpus_patterns),
@@ -84,21 +71,30 @@ def span_corruption_task(
         )
     else:
         source = sotu_source()
-    default_name = "text_files_span_corruption" if corpus_patterns else "sotu_span_corruption"
-    return register_span_corruption(
-        name=name or f"{default_name}_custom",
+    corpus = "text_files" if corpus_patterns else "sotu"
+    return register_pretraining_task(
+        name=name or f"{corpus}_{_objective_name(objective)}_custom",
         source=source,
         vocabulary=vocabulary or get_vocabulary(),
-        noise_density=noise_density,
-        mean_noise_span_length=mean_noise_span_length,
+        preprocessors=objective(),
     )
 
 
-register_span_corruption(
-    name="sotu_span_corruption", source=sotu_source(), vocabulary=get_vocabulary()
-)
-register_span_corruption(
-    name="sotu_span_corruption_byte",
-    source=sotu_source(),
-    vocabulary=get_vocabulary(kind="byte"),
-)
+def _register_defaults() -> None:
+    vocabulary = get_vocabulary()
+    for objective_name in objectives.names():
+        register_pretraining_task(
+            name=f"sotu_{objective_name}",
+            source=sotu_source(),
+            vocabulary=vocabulary,
+            preprocessors=objectives.get(objective_name).build(),
+        )
+    register_pretraining_task(
+        name="sotu_span_corruption_byte",
+        source=sotu_source(),
+        vocabulary=get_vocabulary(kind="byte"),
+        preprocessors=span_corruption_objective(),
+    )
+
+
+_register_defaults()
