@@ -1,10 +1,16 @@
-"""Shared test setup: quiet TensorFlow, register the tasks, tiny run configs."""
+"""Shared test setup: quiet TensorFlow, a shared XLA compilation cache, tiny configs."""
 
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Many tests compile the same tiny train step: share XLA executables across tests and the
+# subprocesses they start (a cache, not a behaviour change).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "/tmp/t5lab-test-jax-cache")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -24,3 +30,4 @@ MICRO_CONFIG = T5Config(
     num_encoder_layers=1,
     num_decoder_layers=1,
 )
+

@@ -66,7 +66,14 @@ def get(name: str) -> Objective:
 @functools.cache
 def _load_all() -> None:
     """Import the modules that register objectives (kept here so the list is in one place)."""
-    from t5lab.data.objectives import t5_span_corruption  # noqa: F401
+    from t5lab.data.objectives import (  # noqa: F401
+        bart,
+        detection,
+        masking,
+        nsp,
+        t5_span_corruption,
+        t5_variants,
+    )
 
 
 def tokenize_text() -> list:
