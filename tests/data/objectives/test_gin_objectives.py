@@ -26,7 +26,7 @@ def test_objective_gin_file_trains(gin_file: Path, tmp_path, capsys):
         f"--gin_file={gin_file}",
         f"--gin.MODEL_DIR={tmp_path}",
         "--gin.TRAIN_STEPS=2",
-        "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 64}",
+        "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 96}",
         "--gin.train.eval_batches=1",
         "--quiet",
     ]
