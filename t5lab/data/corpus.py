@@ -140,12 +140,11 @@ def _in_memory_source(docs: dict[str, list[tuple[str, str]]]) -> seqio.DataSourc
         if shuffle_files:
             random.Random(0 if seed is None else int(seed)).shuffle(order)
 
-        def gen() -> Iterator[dict[str, str]]:
-            for i in order:
-                yield {"id": items[i][0], "text": items[i][1]}
-
-        spec = {"id": tf.TensorSpec((), tf.string), "text": tf.TensorSpec((), tf.string)}
-        return tf.data.Dataset.from_generator(gen, output_signature=spec)
+        # from_tensor_slices, not from_generator: a live Python generator makes the tf.data
+        # iterator impossible to checkpoint ("PyFunc is stateful"), and resume needs that.
+        ids = tf.constant([items[i][0] for i in order], tf.string, shape=[len(order)])
+        texts = tf.constant([items[i][1] for i in order], tf.string, shape=[len(order)])
+        return tf.data.Dataset.from_tensor_slices({"id": ids, "text": texts})
 
     return seqio.FunctionDataSource(
         dataset_fn=dataset_fn,

@@ -31,14 +31,27 @@ def test_batches_have_the_encoder_decoder_features_and_lengths():
     assert (batch["encoder_input_tokens"] != 0).mean() > 0.9
 
 
-def test_restored_iterator_continues_exactly_where_it_was_saved(tmp_path):
-    first = CheckpointableIterator(_dataset())
+@pytest.mark.parametrize(
+    "task", ["sotu_span_corruption", "sotu_nsp", "sotu_bart_infilling_permutation"]
+)
+def test_restored_iterator_continues_exactly_where_it_was_saved(tmp_path, task):
+    def dataset():
+        return batched_dataset(
+            mixture_or_task_name=task,
+            task_feature_lengths={"inputs": 32, "targets": 32},
+            split="train",
+            batch_size=4,
+            shuffle=True,
+            seed=3,
+        )
+
+    first = CheckpointableIterator(dataset())
     for _ in range(3):
         next(first)
     first.save(str(tmp_path))
     expected = [next(first) for _ in range(3)]
 
-    second = CheckpointableIterator(_dataset())
+    second = CheckpointableIterator(dataset())
     second.restore(str(tmp_path))
     for want in expected:
         got = next(second)
