@@ -30,7 +30,7 @@ def _commands(block: str) -> list[list[str]]:
 
 def _shrink(args: list[str]) -> list[str]:
     """The same command at test size: small batches, short sequences, 2 to 4 steps."""
-    small = ["--gin.BATCH_SIZE=4", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}"]
+    small = ["--gin.BATCH_SIZE=4", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 64}"]
     if args[0] == "eval":
         return [*args, *small, "--gin.evaluate.eval_batches=1"]
     if args[0] != "train":
@@ -81,3 +81,16 @@ def test_readme_error_examples_print_what_readme_says(workdir, capsys):
     for command, expected in examples:
         assert main(shlex.split(command)[1:]) == 2
         assert capsys.readouterr().err.strip() == expected
+
+
+def test_objective_table_lists_every_objective_with_its_knobs_and_gin_file():
+    from t5lab.data import objectives
+    from t5lab.data.objectives.showcase import knobs_text
+
+    for name in objectives.names():
+        objective = objectives.get(name)
+        row = re.search(rf"^\| `{name}` \|(.*)$", README, flags=re.M)
+        assert row, f"README has no row for {name}"
+        assert knobs_text(objective.knobs) in row.group(1)
+        assert f"`gin/objectives/{name}.gin`" in row.group(1)
+        assert (REPO / "gin" / "objectives" / f"{name}.gin").is_file()

@@ -20,14 +20,14 @@ from t5lab.errors import UserError, did_you_mean
 MAX_EXAMPLES = 8  # a long text makes many chunks; showing the first few is enough
 
 
-def _knobs_text(knobs: Mapping[str, object]) -> str:
+def knobs_text(knobs: Mapping[str, object]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in knobs.items()) or "-"
 
 
 def list_objectives() -> str:
     """A markdown table of every registered objective: name, paper, knobs, summary."""
     rows = [
-        (o.name, o.paper, _knobs_text(o.knobs), o.summary)
+        (o.name, o.paper, knobs_text(o.knobs), o.summary)
         for o in (registry.get(n) for n in registry.names())
     ]
     header = ("objective", "paper", "knobs (defaults)", "what it does")
@@ -191,7 +191,7 @@ def show_objective(
     lines = [
         f"objective: {objective.name} ({objective.paper})",
         f"  {objective.summary}",
-        f"knobs: {_knobs_text(all_knobs)}",
+        f"knobs: {knobs_text(all_knobs)}",
         f"lengths: inputs {inputs_length}, targets {targets_length}; seed {seed}",
         "",
         f"text tokens ({len(tokens)}):",
