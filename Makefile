@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/t5lab train --gin_file=gin/quickstart.gin
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -27,7 +27,7 @@ setup(
         "tensorboardX>=2.6",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "scipy>=1.11"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "scipy>=1.11"],
     },
     entry_points={"console_scripts": ["t5lab=t5lab.cli:main"]},
 )
