@@ -213,13 +213,37 @@ def inserted_lengths(*, inputs_length: int, insert_rate: float) -> tuple[int, in
 
 
 @seqio.map_over_dataset(num_seeds=2)
-def _replace_example(features, *, seeds, replace_rate, probs, marker):
+def _replace_example(features, *, seeds, rate, probs, marker):
     tokens = features["targets"]
     n = tf.size(tokens)
-    replaced = exact_count_mask(length=n, count=_count(n, replace_rate), seed=seeds[0])
+    replaced = exact_count_mask(length=n, count=_count(n, rate), seed=seeds[0])
     random_tokens = draw_tokens(probs=probs, avoid=tokens, seed=seeds[1])
     inputs = tf.where(replaced, tf.cast(random_tokens, tokens.dtype), tokens)
     return {"inputs": inputs, "targets": mark(inputs, replaced, marker)}
+
+
+def _corrupt_and_mark(
+    dataset: tf.data.Dataset,
+    sequence_length: Mapping[str, int] | None,
+    output_features: Mapping[str, seqio.Feature],
+    *,
+    who: str,
+    knob: str,
+    rate: float,
+    sampler: str,
+    lengths_fn,
+    example_fn,
+) -> tf.data.Dataset:
+    """The shared plumbing of both detection objectives: checks, sampler, marker, map."""
+    _check_rate(knob, rate)
+    vocabulary = output_features["targets"].vocabulary
+    probs = sampling_probs(vocabulary=vocabulary, sampler=sampler)
+    inputs_length = _inputs_length(sequence_length, who)
+    _, needed = lengths_fn(inputs_length, rate)
+    _check_targets(sequence_length, needed=needed, who=who, knob=f"{knob}={rate}")
+    return example_fn(
+        dataset, rate=rate, probs=tf.constant(probs, tf.float64), marker=marker_id(vocabulary)
+    )
 
 
 def replace_tokens(
@@ -231,22 +255,16 @@ def replace_tokens(
     sampler: str = "uniform",
 ) -> tf.data.Dataset:
     """Chunk `targets` -> inputs with random replacements, targets marking them (no EOS)."""
-    _check_rate("replace_rate", replace_rate)
-    vocabulary = output_features["targets"].vocabulary
-    probs = sampling_probs(vocabulary=vocabulary, sampler=sampler)
-    inputs_length = _inputs_length(sequence_length, "replaced token detection")
-    _, needed = replaced_lengths(inputs_length=inputs_length, replace_rate=replace_rate)
-    _check_targets(
-        sequence_length,
-        needed=needed,
-        who="replaced token detection",
-        knob=f"replace_rate={replace_rate}",
-    )
-    return _replace_example(
+    return _corrupt_and_mark(
         dataset,
-        replace_rate=replace_rate,
-        probs=tf.constant(probs, tf.float64),
-        marker=marker_id(vocabulary),
+        sequence_length,
+        output_features,
+        who="replaced token detection",
+        knob="replace_rate",
+        rate=replace_rate,
+        sampler=sampler,
+        example_fn=_replace_example,
+        lengths_fn=lambda n, r: replaced_lengths(inputs_length=n, replace_rate=r),
     )
 
 
@@ -284,10 +302,10 @@ def _replaced_mask(tokens, seeds, *, replace_rate=0.15, sampler="uniform"):
 
 
 @seqio.map_over_dataset(num_seeds=2)
-def _insert_example(features, *, seeds, insert_rate, probs, marker):
+def _insert_example(features, *, seeds, rate, probs, marker):
     tokens = features["targets"]
     n = tf.size(tokens)
-    m = n + _count(n, insert_rate)
+    m = n + _count(n, rate)
     # A uniformly random interleaving = k insertions at uniformly random gaps.
     inserted = exact_count_mask(length=m, count=m - n, seed=seeds[0])
     original_index = tf.clip_by_value(tf.cumsum(tf.cast(~inserted, tf.int32)) - 1, 0, n - 1)
@@ -307,22 +325,16 @@ def insert_tokens(
     sampler: str = "uniform",
 ) -> tf.data.Dataset:
     """Chunk `targets` -> inputs with random insertions, targets marking them (no EOS)."""
-    _check_rate("insert_rate", insert_rate)
-    vocabulary = output_features["targets"].vocabulary
-    probs = sampling_probs(vocabulary=vocabulary, sampler=sampler)
-    inputs_length = _inputs_length(sequence_length, "inserted token detection")
-    _, needed = inserted_lengths(inputs_length=inputs_length, insert_rate=insert_rate)
-    _check_targets(
-        sequence_length,
-        needed=needed,
-        who="inserted token detection",
-        knob=f"insert_rate={insert_rate}",
-    )
-    return _insert_example(
+    return _corrupt_and_mark(
         dataset,
-        insert_rate=insert_rate,
-        probs=tf.constant(probs, tf.float64),
-        marker=marker_id(vocabulary),
+        sequence_length,
+        output_features,
+        who="inserted token detection",
+        knob="insert_rate",
+        rate=insert_rate,
+        sampler=sampler,
+        example_fn=_insert_example,
+        lengths_fn=lambda n, r: inserted_lengths(inputs_length=n, insert_rate=r),
     )
 
 
