@@ -65,6 +65,7 @@ def register_all() -> None:
     from t5lab.data import objectives, vocab
     from t5lab.eval import runner
     from t5lab.models import T5Config
+    from t5lab.models.electra import ElectraConfig
     from t5lab.train import optimizers, trainer
     from tasks import pretraining
 
@@ -72,6 +73,7 @@ def register_all() -> None:
     register(runner.evaluate, "evaluate")
     register(runner.infer, "infer")
     register(T5Config, "T5Config")
+    register(ElectraConfig, "ElectraConfig")
     register(optimizers.adafactor, "adafactor")
     register(optimizers.adamw, "adamw")
     register(optimizers.rsqrt_schedule, "rsqrt_schedule")

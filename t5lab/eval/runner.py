@@ -9,13 +9,16 @@ from t5lab.data.pipeline import batched_dataset, output_vocabulary, take_batches
 from t5lab.data.vocab import encode_with_sentinels
 from t5lab.errors import UserError
 from t5lab.eval.greedy import greedy_decode
-from t5lab.models import T5Config, T5Transformer
+from t5lab.models import T5Config
+from t5lab.models.electra import ElectraConfig
 from t5lab.train.checkpoints import Checkpointer
-from t5lab.train.steps import evaluate_batches, make_eval_step
-from t5lab.train.trainer import resolve_model_config
+from t5lab.train.steps import evaluate_batches
+from t5lab.train.trainer import model_and_steps, resolve_model_config
 
 
-def _load(model_dir: str, model_config: T5Config, vocab_size: int, step: int | None):
+def _load(
+    model_dir: str, model_config: T5Config | ElectraConfig, vocab_size: int, step: int | None
+):
     config = resolve_model_config(model_config, vocabulary_size=vocab_size)
     checkpointer = Checkpointer(model_dir=model_dir, keep=1_000_000)
     try:
@@ -25,7 +28,8 @@ def _load(model_dir: str, model_config: T5Config, vocab_size: int, step: int | N
         params = checkpointer.restore_params(step=step)
     finally:
         checkpointer.close()
-    return T5Transformer(config), params, step
+    model, step_fns = model_and_steps(config)
+    return model, step_fns, params, step
 
 
 def evaluate(
@@ -33,7 +37,7 @@ def evaluate(
     model_dir: str,
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],
-    model_config: T5Config,
+    model_config: T5Config | ElectraConfig,
     batch_size: int = 32,
     split: str = "validation",
     eval_batches: int = 4,
@@ -43,7 +47,9 @@ def evaluate(
 ) -> dict:
     """Token loss and accuracy of a checkpoint on the first `eval_batches` batches of a split."""
     vocabulary = output_vocabulary(mixture_or_task_name)
-    model, params, step = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
+    model, step_fns, params, step = _load(
+        model_dir, model_config, vocabulary.vocab_size, checkpoint_step
+    )
     batches = take_batches(
         batched_dataset(
             mixture_or_task_name=mixture_or_task_name,
@@ -56,7 +62,7 @@ def evaluate(
         ),
         eval_batches,
     )
-    result = evaluate_batches(make_eval_step(model=model), params, batches)
+    result = evaluate_batches(step_fns.make_eval_step(model=model), params, batches)
     return {"step": step, "split": split, **result}
 
 
@@ -73,8 +79,10 @@ def infer(
     """Greedy decoding of each input text with the task's vocabulary."""
     if not inputs:
         raise UserError("nothing to decode: pass --text or --input_file")
+    if isinstance(model_config, ElectraConfig):
+        raise UserError("infer decodes text: ELECTRA's discriminator is an encoder, not a decoder")
     vocabulary = output_vocabulary(mixture_or_task_name)
-    model, params, _ = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
+    model, _, params, _ = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
     encoded = [
         encode_with_sentinels(vocabulary, text)[: max_input_length - 1] + [1] for text in inputs
     ]

@@ -23,14 +23,11 @@ from t5lab.data.pipeline import (
 )
 from t5lab.errors import UserError
 from t5lab.models import T5Config, T5Transformer
+from t5lab.models.electra import Electra, ElectraConfig
+from t5lab.train import electra_steps, steps
 from t5lab.train.checkpoints import Checkpointer
 from t5lab.train.reporting import MetricsWriter, ProgressDisplay
-from t5lab.train.steps import (
-    evaluate_batches,
-    init_state_fn,
-    make_eval_step,
-    make_train_step,
-)
+from t5lab.train.steps import evaluate_batches
 
 
 class TrainingDiverged(UserError):
@@ -65,17 +62,28 @@ def prepare_model_dir(model_dir: str) -> str:
     return model_dir
 
 
-def resolve_model_config(config: T5Config, *, vocabulary_size: int) -> T5Config:
+def resolve_model_config(
+    config: T5Config | ElectraConfig, *, vocabulary_size: int
+) -> T5Config | ElectraConfig:
     """Fill a vocab_size of 0 from the task vocabulary (padded to 128) and check it fits."""
     padded = -(-vocabulary_size // 128) * 128
     if not config.vocab_size:
-        return dataclasses.replace(config, vocab_size=padded)
+        config = config.with_vocab_size(padded)
     if config.vocab_size < vocabulary_size:
         raise UserError(
             f"model vocab_size {config.vocab_size} is smaller than the task vocabulary "
             f"({vocabulary_size} ids): set T5Config.vocab_size = {padded} or leave it 0"
         )
+    if isinstance(config, ElectraConfig) and not config.mask_id:
+        config = config.replace(mask_id=vocabulary_size - 1)  # <extra_id_0>, BERT-style [MASK]
     return config
+
+
+def model_and_steps(config: T5Config | ElectraConfig):
+    """The Flax module and the module of step functions (same signatures) for a config."""
+    if isinstance(config, ElectraConfig):
+        return Electra(config), electra_steps
+    return T5Transformer(config), steps
 
 
 class _StopRequests:
@@ -106,7 +114,7 @@ def train(
     model_dir: str,
     mixture_or_task_name: str,
     task_feature_lengths: Mapping[str, int],
-    model_config: T5Config,
+    model_config: T5Config | ElectraConfig,
     optimizer: optax.GradientTransformation,
     train_steps: int,
     batch_size: int = 32,
@@ -144,7 +152,7 @@ def train(
         )
     vocabulary = output_vocabulary(mixture_or_task_name)
     config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
-    model = T5Transformer(config)
+    model, step_fns = model_and_steps(config)
 
     def dataset(split: str, *, shuffle: bool):
         return batched_dataset(
@@ -173,7 +181,7 @@ def train(
         "encoder_input_tokens": (batch_size, task_feature_lengths["inputs"]),
         "decoder_input_tokens": (batch_size, task_feature_lengths["targets"]),
     }
-    init = init_state_fn(model=model, tx=optimizer, input_shapes=shapes)
+    init = step_fns.init_state_fn(model=model, tx=optimizer, input_shapes=shapes)
     checkpointer = Checkpointer(model_dir=model_dir, keep=keep_checkpoints)
     latest = checkpointer.latest_step()
     if latest is None:
@@ -182,13 +190,13 @@ def train(
         abstract = jax.eval_shape(init, init_rng)
         state = checkpointer.restore(step=latest, abstract_state=abstract, iterator=iterator)
 
-    train_step = make_train_step(
+    train_step = step_fns.make_train_step(
         model=model,
         num_microbatches=num_microbatches,
         label_smoothing=label_smoothing,
         z_loss=z_loss,
     )
-    eval_step = make_eval_step(model=model, label_smoothing=label_smoothing, z_loss=z_loss)
+    eval_step = step_fns.make_eval_step(model=model, label_smoothing=label_smoothing, z_loss=z_loss)
     start_step = int(state.step)
     writer = MetricsWriter(model_dir=model_dir, enabled=jax.process_index() == 0)
     display = ProgressDisplay(total_steps=train_steps, start_step=start_step, enabled=show_progress)
