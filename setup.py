@@ -28,6 +28,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "scipy>=1.11"],
+        # Hugging Face interop (t5lab.convert): the CPU torch 2.13.0 wheel is the cheap one.
+        "hf": ["transformers>=4.44", "safetensors>=0.4", "torch>=2.4"],
     },
     entry_points={"console_scripts": ["t5lab=t5lab.cli:main"]},
 )
