@@ -78,6 +78,17 @@ def _build_parser() -> argparse.ArgumentParser:
     vocab_train.add_argument("--model_prefix", required=True, help="output path without .model")
     vocab_train.add_argument("--vocab_size", type=int, default=8000)
     vocab_train.add_argument("--text_key", default="text", help="JSONL field holding the text")
+    convert = commands.add_parser("convert", help="Hugging Face T5 checkpoints in and out")
+    convert_commands = convert.add_subparsers(dest="convert_command", required=True)
+    from_hf = convert_commands.add_parser(
+        "from-hf", help="a HF T5 directory (config.json + safetensors) -> t5lab params"
+    )
+    from_hf.add_argument("source", help="directory with config.json and model.safetensors")
+    from_hf.add_argument("--out", required=True, help="new directory for params/ and model.gin")
+    to_hf = convert_commands.add_parser("to-hf", help="a run's checkpoint -> a HF T5 directory")
+    _add_gin_flags(to_hf)
+    to_hf.add_argument("--out", required=True)
+    to_hf.add_argument("--checkpoint_step", type=int, default=None)
     objectives = commands.add_parser("objectives", help="pretraining objectives")
     objective_commands = objectives.add_subparsers(dest="objectives_command", required=True)
     objective_commands.add_parser("list", help="every objective with its paper and knobs")
@@ -123,6 +134,25 @@ def _run_objectives(args: argparse.Namespace) -> int:
             vocabulary=get_vocabulary(kind=args.vocabulary),
         )
     )
+    return 0
+
+
+def _run_convert(args: argparse.Namespace, bindings: list[str]) -> int:
+    from t5lab import gin_setup
+    from t5lab.convert import native
+
+    if args.convert_command == "from-hf":
+        config = native.import_hf(source=args.source, out_dir=args.out)
+        print(
+            f"wrote {args.out}/params and {args.out}/model.gin ({config.num_encoder_layers}+"
+            f"{config.num_decoder_layers} layers, d_model {config.emb_dim}, vocab "
+            f"{config.vocab_size}). Fine-tune with --gin_file={args.out}/model.gin "
+            f"--gin.train.initial_checkpoint={args.out}"
+        )
+        return 0
+    _parse_gin(args, bindings)
+    step = gin_setup.call("export_hf", out_dir=args.out, checkpoint_step=args.checkpoint_step)
+    print(f"wrote step {step} as a Hugging Face T5 checkpoint to {args.out}")
     return 0
 
 
@@ -228,7 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_vocab_train(args)
         if args.command == "objectives":
             return _run_objectives(args)
-        runner = {"train": _run_train, "eval": _run_eval, "infer": _run_infer}[args.command]
+        runner = {
+            "train": _run_train,
+            "eval": _run_eval,
+            "infer": _run_infer,
+            "convert": _run_convert,
+        }[args.command]
         return runner(args, bindings)
     except UserError as error:
         message = str(error).strip().splitlines()[0]  # gin appends "In call to ..." lines

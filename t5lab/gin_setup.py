@@ -62,6 +62,7 @@ def configurable(name: str) -> Callable:
 
 def register_all() -> None:
     """Everything a gin file may name. Imports lazily: `t5lab --help` stays fast."""
+    from t5lab.convert import native
     from t5lab.data import objectives, vocab
     from t5lab.eval import runner
     from t5lab.models import T5Config
@@ -72,6 +73,7 @@ def register_all() -> None:
     register(trainer.train, "train")
     register(runner.evaluate, "evaluate")
     register(runner.infer, "infer")
+    register(native.export_run_to_hf, "export_hf")
     register(T5Config, "T5Config")
     register(ElectraConfig, "ElectraConfig")
     register(optimizers.adafactor, "adafactor")

@@ -79,6 +79,23 @@ def resolve_model_config(
     return config
 
 
+def _initial_params(path: str, fresh):
+    """Converted params (`t5lab convert from-hf`) to start from, checked against the model."""
+    from t5lab.convert.native import load_params
+
+    loaded = load_params(path=path)
+    want = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), fresh)
+    got = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), loaded)
+    if sorted(jax.tree.leaves(want, is_leaf=lambda x: isinstance(x, tuple))) != sorted(
+        jax.tree.leaves(got, is_leaf=lambda x: isinstance(x, tuple))
+    ):
+        raise UserError(
+            f"initial checkpoint {path!r} does not fit this model: include its model.gin "
+            "(--gin_file=DIR/model.gin) so the architecture matches"
+        )
+    return jax.tree.map(lambda x, ref: jax.numpy.asarray(x, ref.dtype), loaded, fresh)
+
+
 def model_and_steps(config: T5Config | ElectraConfig):
     """The Flax module and the module of step functions (same signatures) for a config."""
     if isinstance(config, ElectraConfig):
@@ -131,6 +148,7 @@ def train(
     validation_split: str = "validation",
     config_text: str = "",
     show_progress: bool = True,
+    initial_checkpoint: str = "",
 ) -> TrainSummary:
     """Pretrain or fine-tune, resuming from the latest checkpoint in `model_dir` if any."""
     prepare_model_dir(model_dir)
@@ -186,6 +204,8 @@ def train(
     latest = checkpointer.latest_step()
     if latest is None:
         state = jax.jit(init)(init_rng)
+        if initial_checkpoint:
+            state = state.replace(params=_initial_params(initial_checkpoint, state.params))
     else:
         abstract = jax.eval_shape(init, init_rng)
         state = checkpointer.restore(step=latest, abstract_state=abstract, iterator=iterator)

@@ -184,3 +184,92 @@ def test_spm_is_copied(tmp_path):
     spm.write_bytes(b"spm-bytes")
     save_hf_checkpoint(config=config, params=params, out_dir=str(tmp_path / "o"), spm_path=str(spm))
     assert (tmp_path / "o" / "spiece.model").read_bytes() == b"spm-bytes"
+
+
+def test_cli_from_hf_fine_tune_and_to_hf_round_trip(tmp_path, capsys):
+    """HF dir -> `convert from-hf` -> `train` from it -> `convert to-hf` -> transformers."""
+    from t5lab.cli import main
+    from tests.conftest import FIXTURES
+
+    hf_config = transformers.T5Config(
+        vocab_size=8192,
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    torch.manual_seed(0)
+    source = tmp_path / "hf_in"
+    transformers.T5ForConditionalGeneration(hf_config).eval().save_pretrained(
+        source, safe_serialization=True
+    )
+    converted = tmp_path / "converted"
+    assert main(["convert", "from-hf", str(source), "--out", str(converted)]) == 0
+    assert "model.gin" in capsys.readouterr().out
+    run = tmp_path / "run"
+    flags = [
+        f"--gin_file={FIXTURES / 'micro.gin'}",
+        f"--gin_file={converted / 'model.gin'}",
+        f"--gin.MODEL_DIR={run}",
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *flags,
+                f"--gin.train.initial_checkpoint={converted}",
+                "--gin.TRAIN_STEPS=2",
+                "--gin.train.eval_batches=0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    exported = tmp_path / "hf_out"
+    assert main(["convert", "to-hf", *flags, "--out", str(exported)]) == 0
+    assert "wrote step 2" in capsys.readouterr().out
+    reloaded = transformers.T5ForConditionalGeneration.from_pretrained(exported)
+    assert reloaded.config.d_model == 32 and (exported / "spiece.model").is_file()
+    # training moved the parameters away from the imported ones, but not far
+    before = load_hf_checkpoint(path=str(source))[1]["encoder"]
+    after = load_hf_checkpoint(path=str(exported))[1]["encoder"]
+    pairs = zip(jax.tree.leaves(after), jax.tree.leaves(before), strict=True)
+    diffs = [np.abs(a - b).max() for a, b in pairs]
+    assert 0 < max(diffs) < 1.0
+
+
+def test_initial_checkpoint_of_another_shape_is_a_user_error(tmp_path, capsys):
+    from t5lab.cli import main
+    from tests.conftest import FIXTURES
+
+    hf_config = transformers.T5Config(
+        vocab_size=8192,
+        d_model=48,
+        d_kv=16,
+        d_ff=64,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+    )
+    source = tmp_path / "hf_in"
+    transformers.T5ForConditionalGeneration(hf_config).save_pretrained(source)
+    assert main(["convert", "from-hf", str(source), "--out", str(tmp_path / "c")]) == 0
+    args = [
+        "train",
+        f"--gin_file={FIXTURES / 'micro.gin'}",
+        f"--gin.MODEL_DIR={tmp_path / 'r'}",
+        f"--gin.train.initial_checkpoint={tmp_path / 'c'}",
+        "--quiet",
+    ]
+    assert main(args) == 2
+    assert "does not fit this model" in capsys.readouterr().err
