@@ -31,3 +31,27 @@ MICRO_CONFIG = T5Config(
     num_decoder_layers=1,
 )
 
+
+def save_random_hf_t5(directory: Path, *, d_model: int = 32, seed: int = 0) -> None:
+    """A small random Hugging Face T5.1.1 over the default vocabulary, as a user would have."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.T5Config(
+        vocab_size=8192,
+        d_model=d_model,
+        d_kv=16,
+        d_ff=64,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    torch.manual_seed(seed)
+    model = transformers.T5ForConditionalGeneration(config).eval()
+    model.save_pretrained(directory, safe_serialization=True)

@@ -8,7 +8,7 @@ import pytest
 
 from t5lab.cli import main
 from t5lab.data.corpus import sotu_documents
-from tests.conftest import REPO
+from tests.conftest import REPO, save_random_hf_t5
 
 README = (REPO / "README.md").read_text()
 MAKEFILE = (REPO / "Makefile").read_text()
@@ -48,26 +48,9 @@ def workdir(tmp_path, monkeypatch):
     corpus.mkdir()
     for number, doc in enumerate(sotu_documents(split="train")[:12]):
         (corpus / f"speech_{number}.txt").write_text(doc["text"] + "\n")
-    _write_hf_t5(tmp_path / "my_hf_t5")
+    save_random_hf_t5(tmp_path / "my_hf_t5")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def _write_hf_t5(directory):
-    """A small random Hugging Face T5 over the default vocabulary, as a user would have."""
-    transformers = pytest.importorskip("transformers")
-    config = transformers.T5Config(
-        vocab_size=8192,
-        d_model=32,
-        d_kv=16,
-        d_ff=64,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-    )
-    transformers.T5ForConditionalGeneration(config).save_pretrained(directory)
 
 
 def test_readme_opens_with_make_run_and_make_test():

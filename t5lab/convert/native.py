@@ -16,7 +16,7 @@ import orbax.checkpoint as ocp
 from t5lab.convert.hf import load_hf_checkpoint, save_hf_checkpoint
 from t5lab.errors import UserError
 from t5lab.models.config import T5Config
-from t5lab.train.checkpoints import Checkpointer
+from t5lab.train.checkpoints import restore_run_params
 
 
 def model_gin(config: T5Config) -> str:
@@ -66,14 +66,7 @@ def export_hf(
     from t5lab.train.trainer import resolve_model_config
 
     config = resolve_model_config(model_config, vocabulary_size=vocabulary_size)
-    checkpointer = Checkpointer(model_dir=model_dir, keep=1_000_000)
-    try:
-        step = checkpointer.latest_step() if checkpoint_step is None else checkpoint_step
-        if step is None:
-            raise UserError(f"no checkpoint in {model_dir!r}: train first")
-        params = checkpointer.restore_params(step=step)
-    finally:
-        checkpointer.close()
+    params, step = restore_run_params(model_dir=model_dir, step=checkpoint_step)
     save_hf_checkpoint(
         config=config, params=jax.tree.map(np.asarray, params), out_dir=out_dir, spm_path=spm_path
     )

@@ -11,7 +11,7 @@ from t5lab.errors import UserError
 from t5lab.eval.greedy import greedy_decode
 from t5lab.models import T5Config
 from t5lab.models.electra import ElectraConfig
-from t5lab.train.checkpoints import Checkpointer
+from t5lab.train.checkpoints import restore_run_params
 from t5lab.train.steps import evaluate_batches
 from t5lab.train.trainer import model_and_steps, resolve_model_config
 
@@ -20,14 +20,7 @@ def _load(
     model_dir: str, model_config: T5Config | ElectraConfig, vocab_size: int, step: int | None
 ):
     config = resolve_model_config(model_config, vocabulary_size=vocab_size)
-    checkpointer = Checkpointer(model_dir=model_dir, keep=1_000_000)
-    try:
-        step = checkpointer.latest_step() if step is None else step
-        if step is None:
-            raise UserError(f"no checkpoint in {model_dir!r}: train first (t5lab train ...)")
-        params = checkpointer.restore_params(step=step)
-    finally:
-        checkpointer.close()
+    params, step = restore_run_params(model_dir=model_dir, step=step)
     model, step_fns = model_and_steps(config)
     return model, step_fns, params, step
 

@@ -14,6 +14,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from t5lab.data.pipeline import CheckpointableIterator
+from t5lab.errors import UserError
 
 
 class Checkpointer:
@@ -66,3 +67,15 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def restore_run_params(*, model_dir: str, step: int | None = None) -> tuple[Any, int]:
+    """Parameters of a run's checkpoint (the latest when `step` is None), and its step."""
+    checkpointer = Checkpointer(model_dir=model_dir, keep=1_000_000)
+    try:
+        step = checkpointer.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"no checkpoint in {model_dir!r}: train first (t5lab train ...)")
+        return checkpointer.restore_params(step=step), step
+    finally:
+        checkpointer.close()

@@ -189,27 +189,10 @@ def test_spm_is_copied(tmp_path):
 def test_cli_from_hf_fine_tune_and_to_hf_round_trip(tmp_path, capsys):
     """HF dir -> `convert from-hf` -> `train` from it -> `convert to-hf` -> transformers."""
     from t5lab.cli import main
-    from tests.conftest import FIXTURES
+    from tests.conftest import FIXTURES, save_random_hf_t5
 
-    hf_config = transformers.T5Config(
-        vocab_size=8192,
-        d_model=32,
-        d_kv=16,
-        d_ff=64,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
-    torch.manual_seed(0)
     source = tmp_path / "hf_in"
-    transformers.T5ForConditionalGeneration(hf_config).eval().save_pretrained(
-        source, safe_serialization=True
-    )
+    save_random_hf_t5(source)
     converted = tmp_path / "converted"
     assert main(["convert", "from-hf", str(source), "--out", str(converted)]) == 0
     assert "model.gin" in capsys.readouterr().out
@@ -248,21 +231,10 @@ def test_cli_from_hf_fine_tune_and_to_hf_round_trip(tmp_path, capsys):
 
 def test_initial_checkpoint_of_another_shape_is_a_user_error(tmp_path, capsys):
     from t5lab.cli import main
-    from tests.conftest import FIXTURES
+    from tests.conftest import FIXTURES, save_random_hf_t5
 
-    hf_config = transformers.T5Config(
-        vocab_size=8192,
-        d_model=48,
-        d_kv=16,
-        d_ff=64,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        feed_forward_proj="gated-gelu",
-        tie_word_embeddings=False,
-    )
     source = tmp_path / "hf_in"
-    transformers.T5ForConditionalGeneration(hf_config).save_pretrained(source)
+    save_random_hf_t5(source, d_model=48)  # the micro model has d_model 32
     assert main(["convert", "from-hf", str(source), "--out", str(tmp_path / "c")]) == 0
     args = [
         "train",
