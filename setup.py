@@ -25,9 +25,15 @@ setup(
         "numpy>=1.26",
         "rich>=13",
         "tensorboardX>=2.6",
+        # metrics and reports (T5's metric set; tables and plots of experiments)
+        "sacrebleu>=2.3",
+        "rouge-score>=0.1.2",
+        "scikit-learn>=1.3",
+        "scipy>=1.11",
+        "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "scipy>=1.11"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6"],
         # Hugging Face interop (t5lab.convert): the CPU torch 2.13.0 wheel is the cheap one.
         "hf": ["transformers>=4.44", "safetensors>=0.4", "torch>=2.4"],
     },

@@ -100,7 +100,23 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("--targets_length", type=int, default=None)
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--vocabulary", choices=["sentencepiece", "byte"], default="sentencepiece")
+    for module in _command_modules():
+        module.add_parser(commands, add_gin_flags=_add_gin_flags)
     return parser
+
+
+def _command_modules() -> list:
+    """Every `t5lab/commands/<name>.py`: `add_parser(commands, *, add_gin_flags)` declares the
+    subcommand (with `set_defaults(handler=run)`) and `run(args, bindings) -> int` runs it."""
+    import importlib
+    import pkgutil
+
+    from t5lab import commands
+
+    return [
+        importlib.import_module(f"t5lab.commands.{info.name}")
+        for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name)
+    ]
 
 
 def _parse_knobs(pairs: Sequence[str]) -> dict[str, object]:
@@ -150,13 +166,13 @@ def _run_convert(args: argparse.Namespace, bindings: list[str]) -> int:
             f"--gin.train.initial_checkpoint={args.out}"
         )
         return 0
-    _parse_gin(args, bindings)
+    parse_gin(args, bindings)
     step = gin_setup.call("export_hf", out_dir=args.out, checkpoint_step=args.checkpoint_step)
     print(f"wrote step {step} as a Hugging Face T5 checkpoint to {args.out}")
     return 0
 
 
-def _parse_gin(args: argparse.Namespace, bindings: list[str]) -> None:
+def parse_gin(args: argparse.Namespace, bindings: list[str]) -> None:
     from t5lab import gin_setup
 
     if not args.gin_file:
@@ -173,7 +189,7 @@ def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
 
     from t5lab import gin_setup
 
-    _parse_gin(args, bindings)
+    parse_gin(args, bindings)
     summary = gin_setup.call("train", config_text=gin.config_str(), show_progress=not args.quiet)
     first, last = summary.first_validation, summary.last_validation
     print(
@@ -196,7 +212,7 @@ def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
 def _run_eval(args: argparse.Namespace, bindings: list[str]) -> int:
     from t5lab import gin_setup
 
-    _parse_gin(args, bindings)
+    parse_gin(args, bindings)
     overrides = {"checkpoint_step": args.checkpoint_step}
     if args.split:
         overrides["split"] = args.split
@@ -218,7 +234,7 @@ def _run_infer(args: argparse.Namespace, bindings: list[str]) -> int:
             ) from None
     if not texts:
         raise UserError("nothing to decode: pass --text or --input_file")
-    _parse_gin(args, bindings)
+    parse_gin(args, bindings)
     outputs = gin_setup.call(
         "infer",
         inputs=texts,
@@ -254,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest, bindings = _split_gin_shorthand(argv)
         args = _build_parser().parse_args(rest)
         _quiet_libraries()
+        if getattr(args, "handler", None) is not None:
+            return args.handler(args, bindings)
         if args.command == "vocab":
             return _run_vocab_train(args)
         if args.command == "objectives":
