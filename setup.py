@@ -9,7 +9,15 @@ setup(
     description="JAX/Flax text-to-text pretraining lab: SeqIO tasks, a gin-configured T5 trainer.",
     python_requires=">=3.10",
     packages=find_packages(include=["t5lab", "t5lab.*", "tasks", "tasks.*"]),
-    package_data={"t5lab.assets": ["*.jsonl.gz", "*.model", "README.md"]},
+    package_data={
+        "t5lab.assets": [
+            "*.jsonl.gz",
+            "*.model",
+            "README.md",
+            "downstream/*.jsonl.gz",
+            "downstream/README.md",
+        ]
+    },
     install_requires=[
         "jax>=0.6,<0.11",
         "jaxlib>=0.6,<0.11",

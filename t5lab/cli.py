@@ -59,10 +59,32 @@ def _build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="pretrain or fine-tune (resumes automatically)")
     _add_gin_flags(train)
     train.add_argument("--quiet", action="store_true", help="no progress display")
-    evaluate = commands.add_parser("eval", help="loss and token accuracy of a checkpoint")
+    evaluate = commands.add_parser(
+        "eval", help="loss and token accuracy of a checkpoint; --metrics: the tasks' metrics"
+    )
     _add_gin_flags(evaluate)
     evaluate.add_argument("--split", default=None)
     evaluate.add_argument("--checkpoint_step", type=int, default=None)
+    evaluate.add_argument(
+        "--metrics", action="store_true", help="decode and score with each task's metric_fns"
+    )
+    evaluate.add_argument("--decode", choices=["greedy", "beam", "sample"], default=None)
+    evaluate.add_argument("--beam_size", type=int, default=None)
+    evaluate.add_argument("--alpha", type=float, default=None, help="beam length penalty")
+    evaluate.add_argument("--temperature", type=float, default=None)
+    evaluate.add_argument("--top_k", type=int, default=None, help="sampling: 0 = all tokens")
+    evaluate.add_argument("--seed", type=int, default=None, help="sampling seed")
+    evaluate.add_argument("--max_examples", type=int, default=None, help="per task")
+    evaluate.add_argument(
+        "--best_of",
+        default=None,
+        metavar="SPLIT",
+        help="score every kept checkpoint on SPLIT, report the best on --split (default test)",
+    )
+    evaluate.add_argument(
+        "--metric", default=None, help="TASK/METRIC, METRIC or 'average' (--best_of)"
+    )
+    evaluate.add_argument("--lower_is_better", action="store_true", help="for --metric")
     infer = commands.add_parser("infer", help="greedy decoding from a checkpoint")
     _add_gin_flags(infer)
     infer.add_argument("--text", action="append", default=[], help="input text (repeatable)")
@@ -209,10 +231,51 @@ def _run_train(args: argparse.Namespace, bindings: list[str]) -> int:
     return 0
 
 
+# `t5lab eval --metrics` flags passed on to evaluate_metrics / select_best_checkpoint.
+_DECODING_FLAGS = ("decode", "beam_size", "alpha", "temperature", "top_k", "seed", "max_examples")
+
+
+def _run_eval_metrics(args: argparse.Namespace) -> dict:
+    from t5lab import gin_setup
+
+    options = {
+        "method" if flag == "decode" else flag: getattr(args, flag)
+        for flag in _DECODING_FLAGS
+        if getattr(args, flag) is not None
+    }
+    if not args.best_of:
+        if args.metric or args.lower_is_better:
+            raise UserError("--metric and --lower_is_better choose a checkpoint: add --best_of")
+        if args.split:
+            options["split"] = args.split
+        return gin_setup.call("evaluate_metrics", checkpoint_step=args.checkpoint_step, **options)
+    if args.checkpoint_step is not None:
+        raise UserError("--best_of scores every kept checkpoint: drop --checkpoint_step")
+    if args.metric:
+        options["metric"] = args.metric
+    return gin_setup.call(
+        "select_best_checkpoint",
+        validation_split=args.best_of,
+        test_split=args.split or "test",
+        higher_is_better=not args.lower_is_better,
+        **options,
+    )
+
+
 def _run_eval(args: argparse.Namespace, bindings: list[str]) -> int:
     from t5lab import gin_setup
 
+    given = [
+        f"--{flag}"
+        for flag in (*_DECODING_FLAGS, "best_of", "metric")
+        if getattr(args, flag) is not None
+    ]
+    if not args.metrics and (given or args.lower_is_better):
+        raise UserError(f"{(given or ['--lower_is_better'])[0]} needs --metrics")
     parse_gin(args, bindings)
+    if args.metrics:
+        print(json.dumps(_run_eval_metrics(args)))
+        return 0
     overrides = {"checkpoint_step": args.checkpoint_step}
     if args.split:
         overrides["split"] = args.split

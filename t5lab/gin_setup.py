@@ -63,24 +63,38 @@ def configurable(name: str) -> Callable:
 def register_all() -> None:
     """Everything a gin file may name. Imports lazily: `t5lab --help` stays fast."""
     from t5lab.convert import native
-    from t5lab.data import objectives, vocab
-    from t5lab.eval import runner
+    from t5lab.data import mixing, objectives, vocab
+    from t5lab.eval import evaluator, runner
+    from t5lab.experiments import lab, sweep
     from t5lab.models import T5Config
     from t5lab.models.electra import ElectraConfig
     from t5lab.train import optimizers, trainer
-    from tasks import pretraining
+    from tasks import downstream, pretraining, text_to_text  # `import tasks` registers all
 
     register(trainer.train, "train")
     register(runner.evaluate, "evaluate")
     register(runner.infer, "infer")
+    register(evaluator.evaluate_metrics, "evaluate_metrics")
+    register(evaluator.select_best_checkpoint, "select_best_checkpoint")
     register(native.export_run_to_hf, "export_hf")
     register(T5Config, "T5Config")
     register(ElectraConfig, "ElectraConfig")
     register(optimizers.adafactor, "adafactor")
     register(optimizers.adamw, "adamw")
     register(optimizers.rsqrt_schedule, "rsqrt_schedule")
+    register(optimizers.constant_schedule, "constant_schedule")
     register(vocab.get_vocabulary, "get_vocabulary")
     register(pretraining.pretraining_task, "pretraining_task")
+    register(text_to_text.task_with_vocabulary, "task_with_vocabulary")
+    register(downstream.register_text_task, "text_task")
+    register(mixing.define_mixture, "define_mixture")
+    register(lab.LabSettings, "LabSettings")
+    register(sweep.sweep, "sweep")
+    register(mixing.leave_one_out, "leave_one_out")
+    register(mixing.ExamplesProportional, "examples_proportional")
+    register(mixing.TemperatureScaled, "temperature_scaled")
+    register(mixing.Equal, "equal")
+    register(mixing.ExponentSmoothed, "exponent_smoothed")
     for name in objectives.names():  # `bert_mlm.corrupt_rate = 0.3` etc.
         register(objectives.get(name).build, name)
 

@@ -80,12 +80,32 @@ def pretraining_task(
     )
 
 
+# Examples that span corruption cuts the SOTU splits into at T5's inputs length 512 (568-token
+# chunks), counted once with the pipeline (tests/data/test_mixing.py recounts validation).
+# Mixing rates read num_input_examples; the 221 train speeches would understate it ~16-fold.
+SOTU_SPAN_CORRUPTION_EXAMPLES = {"train": 3612, "validation": 235}
+
+
+def _with_example_counts(source: seqio.DataSource, counts: dict[str, int]) -> seqio.DataSource:
+    """The same data, declaring `counts` (examples after preprocessing) per split."""
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+        return source.get_dataset(split=split, shuffle=shuffle_files, seed=seed)
+
+    return seqio.FunctionDataSource(
+        dataset_fn=dataset_fn, splits=source.splits, num_input_examples=counts
+    )
+
+
 def _register_defaults() -> None:
     vocabulary = get_vocabulary()
     for objective_name in objectives.names():
+        source = sotu_source()
+        if objective_name == "span_corruption":
+            source = _with_example_counts(source, SOTU_SPAN_CORRUPTION_EXAMPLES)
         register_pretraining_task(
             name=f"sotu_{objective_name}",
-            source=sotu_source(),
+            source=source,
             vocabulary=vocabulary,
             preprocessors=objectives.get(objective_name).build(),
         )

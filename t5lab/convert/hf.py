@@ -23,6 +23,7 @@ import numpy as np
 
 from t5lab.errors import UserError
 from t5lab.models.config import T5Config
+from t5lab.models.layer_stack import has_scanned_layers, stack_layer_params, unstack_layer_params
 from t5lab.models.t5 import T5Transformer
 
 # HF feed_forward_proj -> our MlpBlock activations; the first entry per tuple wins on export.
@@ -174,7 +175,7 @@ def _expected_shapes(config: T5Config) -> dict[str, tuple[int, ...]]:
     """Our param shapes by '/'-path, from an abstract init (nothing allocated)."""
     tokens = jax.ShapeDtypeStruct((1, 4), jnp.int32)
     shapes = jax.eval_shape(
-        lambda enc, dec: T5Transformer(config).init(
+        lambda enc, dec: T5Transformer(config.replace(scan_layers=False)).init(
             jax.random.PRNGKey(0), enc, dec, enable_dropout=False
         ),
         tokens,
@@ -222,11 +223,13 @@ def params_from_hf(*, state_dict: Mapping[str, np.ndarray], config: T5Config) ->
         node[leaf] = np.ascontiguousarray(_to_ours(array, kind, shape))
     if set(expected) != {ours for ours, _, _ in rows}:
         raise UserError("parameter tree mismatch; is the config consistent with the model?")
-    return params
+    return stack_layer_params(params=params) if config.scan_layers else params
 
 
 def params_to_hf(*, params: Mapping[str, Any], config: T5Config) -> dict[str, np.ndarray]:
     """HF-named float32 tensors (torch Linear layout [out, in]) from our params."""
+    if has_scanned_layers(params):  # scan_layers=True checkpoints: one block per layer in HF
+        params = unstack_layer_params(params=params)
     out: dict[str, np.ndarray] = {}
     for ours, hf, kind in _mapping(config):
         node: Any = params

@@ -4,6 +4,12 @@ T5 never divides q.k by sqrt(head_dim) at run time: the scale is folded into the
 initialiser (stddev (d_model * head_dim) ** -0.5), which is equivalent under Adafactor.
 Masks and the relative position bias arrive as one precomputed additive bias so the
 stack can build them once for all layers.
+
+Decoding caches two kinds of keys/values. Self-attention appends one step per call
+(`cached_key`/`cached_value`, [..., B, L, H, D], written at the step's index). Cross-attention
+(`static_kv=True`) attends to the same encoder output at every step, so its projections are
+computed once, on the first cached step, and kept as `static_key`/`static_value`; without that
+every step re-projected the whole encoder output, which cost more than the rest of the step.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ Array = jax.Array
 
 
 class MultiHeadDotProductAttention(nn.Module):
-    """Bias-free multi-head attention; `decode=True` keeps K/V in the 'cache' collection."""
+    """Bias-free multi-head attention; `decode=True` keeps K/V in the 'cache' collection.
+
+    `static_kv=True` marks inputs_kv as fixed for the whole decode (cross-attention).
+    """
 
     num_heads: int
     head_dim: int
@@ -29,6 +38,7 @@ class MultiHeadDotProductAttention(nn.Module):
     dropout_rate: float = 0.0
     float32_logits: bool = True
     decode: bool = False
+    static_kv: bool = False
 
     @nn.compact
     def __call__(
@@ -42,9 +52,11 @@ class MultiHeadDotProductAttention(nn.Module):
     ) -> Array:
         """inputs [B, q, E], [B, k, E]; bias broadcastable to [B, H, q, k].
 
-        With `decode=True` and an existing cache, inputs_q holds one new step that is
-        written at `decode_index`; attention then runs over the whole cache (the caller's
-        bias masks the unwritten slots).
+        With `decode=True`, a call with `decode_index` is one cached step: inputs_q holds the
+        new step. Self-attention writes its K/V at `decode_index` and attends over the whole
+        cache (the caller's bias masks the unwritten slots). With `static_kv`, the first cached
+        step projects inputs_kv and stores the result; later steps reuse it and ignore the
+        values of inputs_kv. A call without `decode_index` (the init call) sizes the cache.
         """
         features = (self.num_heads, self.head_dim)
         base = nn.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=0, out_axis=(1, 2))
@@ -60,16 +72,24 @@ class MultiHeadDotProductAttention(nn.Module):
             return nn.with_logical_constraint(out, ("batch", "length", "heads", "kv"))
 
         query = proj("query", query_init, inputs_q)
-        key = proj("key", base, inputs_kv)
-        value = proj("value", base, inputs_kv)
+        cached_step = self.decode and decode_index is not None
+        if cached_step and self.static_kv and self.has_variable("cache", "static_key"):
+            key = self.get_variable("cache", "static_key")
+            value = self.get_variable("cache", "static_value")
+        else:
+            key = proj("key", base, inputs_kv)
+            value = proj("value", base, inputs_kv)
+            if cached_step and self.static_kv:
+                self.put_variable("cache", "static_key", key)
+                self.put_variable("cache", "static_value", value)
 
-        if self.decode:
+        if self.decode and not self.static_kv:
             initialised = self.has_variable("cache", "cached_key")
             cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
             cached_value = self.variable(
                 "cache", "cached_value", jnp.zeros, value.shape, value.dtype
             )
-            if initialised and decode_index is not None:
+            if initialised and cached_step:
                 if query.shape[1] != 1:
                     raise ValueError(
                         f"cached decoding takes one step at a time, got length {query.shape[1]}"

@@ -12,7 +12,7 @@ import dataclasses
 import jax.numpy as jnp
 
 _ACTIVATIONS = ("gelu", "relu", "linear", "silu", "gelu_exact")
-_REMAT = ("none", "full")
+_REMAT = ("none", "minimal", "dots", "full")  # see t5lab/models/layer_stack.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,8 @@ class T5Config:
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 128
     float32_attention_logits: bool = True
+    # Memory/compile knobs for big configs (t5lab/models/layer_stack.py): rematerialisation
+    # policy per layer, and nn.scan over each stack (params get a leading `layers` axis).
     remat: str = "none"
     scan_layers: bool = False
 

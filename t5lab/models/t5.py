@@ -28,6 +28,7 @@ import numpy as np
 
 from t5lab.models.attention import MultiHeadDotProductAttention
 from t5lab.models.config import T5Config
+from t5lab.models.layer_stack import layer_class
 from t5lab.models.layers import (
     DenseGeneral,
     Embed,
@@ -63,7 +64,9 @@ def _relpos(cfg: T5Config, bidirectional: bool) -> RelativePositionBiases:
     )
 
 
-def _attention(cfg: T5Config, name: str, decode: bool = False) -> MultiHeadDotProductAttention:
+def _attention(
+    cfg: T5Config, name: str, decode: bool = False, static_kv: bool = False
+) -> MultiHeadDotProductAttention:
     return MultiHeadDotProductAttention(
         num_heads=cfg.num_heads,
         head_dim=cfg.head_dim,
@@ -71,18 +74,17 @@ def _attention(cfg: T5Config, name: str, decode: bool = False) -> MultiHeadDotPr
         dropout_rate=cfg.dropout_rate,
         float32_logits=cfg.float32_attention_logits,
         decode=decode,
+        static_kv=static_kv,
         name=name,
     )
 
 
-def _layer_class(cfg: T5Config, cls: type[nn.Module]) -> type[nn.Module]:
-    if cfg.scan_layers:
-        raise NotImplementedError(
-            "scan_layers=True is not implemented; set T5Config.scan_layers = False"
-        )
-    if cfg.remat == "full":
-        return nn.remat(cls)
-    return cls
+def _layer_class(
+    cfg: T5Config, cls: type[nn.Module], num_layers: int, broadcast_args: int
+) -> type[nn.Module]:
+    """`cls` with the config's remat policy; scanned `num_layers` times if `cfg.scan_layers`."""
+    scan_length = num_layers if cfg.scan_layers else 0
+    return layer_class(cls, remat=cfg.remat, scan_length=scan_length, broadcast_args=broadcast_args)
 
 
 class EncoderLayer(nn.Module):
@@ -130,7 +132,10 @@ class DecoderLayer(nn.Module):
         )
         x = x + drop(y, deterministic=det)
         y = RMSNorm(dtype=cfg.compute_dtype, name="pre_cross_attention_layer_norm")(x)
-        y = _attention(cfg, "encoder_decoder_attention")(y, encoded, cross_bias, deterministic=det)
+        # Decoding projects the encoder output once, on the first cached step (attention.py).
+        y = _attention(cfg, "encoder_decoder_attention", self.decode, static_kv=True)(
+            y, encoded, cross_bias, deterministic=det, decode_index=decode_index
+        )
         x = x + drop(y, deterministic=det)
         y = RMSNorm(dtype=cfg.compute_dtype, name="pre_mlp_layer_norm")(x)
         y = MlpBlock(
@@ -162,9 +167,12 @@ class Encoder(nn.Module):
 
         x = self.shared_embedding(tokens.astype(jnp.int32))
         x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
-        layer_cls = _layer_class(cfg, EncoderLayer)
-        for i in range(cfg.num_encoder_layers):
-            x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, bias)
+        layer_cls = _layer_class(cfg, EncoderLayer, cfg.num_encoder_layers, broadcast_args=1)
+        if cfg.scan_layers:
+            x, _ = layer_cls(cfg, deterministic, name="layers")(x, bias)
+        else:
+            for i in range(cfg.num_encoder_layers):
+                x = layer_cls(cfg, deterministic, name=f"layers_{i}")(x, bias)
         x = RMSNorm(dtype=cfg.compute_dtype, name="encoder_norm")(x)
         return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
 
@@ -222,11 +230,16 @@ class Decoder(nn.Module):
 
         y = self.shared_embedding(tokens.astype(jnp.int32))
         y = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
-        layer_cls = _layer_class(cfg, DecoderLayer)
-        for i in range(cfg.num_decoder_layers):
-            y = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+        layer_cls = _layer_class(cfg, DecoderLayer, cfg.num_decoder_layers, broadcast_args=4)
+        if cfg.scan_layers:
+            y, _ = layer_cls(cfg, deterministic, decode, name="layers")(
                 y, encoded, self_bias, cross_bias, decode_index
             )
+        else:
+            for i in range(cfg.num_decoder_layers):
+                y = layer_cls(cfg, deterministic, decode, name=f"layers_{i}")(
+                    y, encoded, self_bias, cross_bias, decode_index
+                )
         y = RMSNorm(dtype=cfg.compute_dtype, name="decoder_norm")(y)
         y = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
         if cfg.logits_via_embedding:
@@ -252,7 +265,6 @@ class T5Transformer(nn.Module):
         cfg = self.config
         if cfg.vocab_size <= 0:
             raise ValueError("T5Config.vocab_size is unset (0): fill it from the vocabulary first")
-        _layer_class(cfg, EncoderLayer)  # validate scan/remat settings early
         self.token_embedder = Embed(cfg.vocab_size, cfg.emb_dim, dtype=cfg.compute_dtype)
         self.encoder = Encoder(cfg, shared_embedding=self.token_embedder)
         self.decoder = Decoder(cfg, shared_embedding=self.token_embedder)
@@ -286,7 +298,11 @@ class T5Transformer(nn.Module):
         enable_dropout: bool = True,
         decode: bool = False,
     ) -> Array:
-        """Decoder logits. `decode=True` runs one cached step (apply with mutable=['cache'])."""
+        """Decoder logits. `decode=True` runs one cached step (apply with mutable=['cache']).
+
+        The first cached step also stores the cross-attention keys/values of `encoded` in the
+        cache; later steps reuse them (the cache then belongs to that one encoder output).
+        """
         return self.decoder(
             encoded,
             encoder_input_tokens,

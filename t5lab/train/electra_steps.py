@@ -22,6 +22,7 @@ import optax.losses
 
 from t5lab.errors import UserError
 from t5lab.train.losses import LossTerms, cross_entropy_with_z_loss
+from t5lab.train.partitioning import StepShardings, jit_eval_step, jit_train_step
 from t5lab.train.steps import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -43,17 +44,28 @@ def electra_batch_from_mlm(batch: Batch) -> dict[str, jax.Array]:
     return {"input_tokens": inputs, "original_tokens": originals}
 
 
+def init_variables_fn(
+    *, model: nn.Module, input_shapes: Mapping[str, tuple]
+) -> Callable[[jax.Array], dict]:
+    """rng -> the model's variables, boxed with their logical axis names (for shardings)."""
+
+    def init(rng: jax.Array) -> dict:
+        tokens = jnp.ones(input_shapes["encoder_input_tokens"], jnp.int32)
+        return model.init(
+            {"params": rng, "dropout": rng}, tokens, tokens, sample_rng=rng, enable_dropout=False
+        )
+
+    return init
+
+
 def init_state_fn(
     *, model: nn.Module, tx: optax.GradientTransformation, input_shapes: Mapping[str, tuple]
 ) -> Callable[[jax.Array], TrainState]:
     """A function rng -> TrainState; `jax.eval_shape` of it gives the abstract state."""
+    init_variables = init_variables_fn(model=model, input_shapes=input_shapes)
 
     def init(rng: jax.Array) -> TrainState:
-        tokens = jnp.ones(input_shapes["encoder_input_tokens"], jnp.int32)
-        variables = model.init(
-            {"params": rng, "dropout": rng}, tokens, tokens, sample_rng=rng, enable_dropout=False
-        )
-        params = nn.unbox(variables)["params"]
+        params = nn.unbox(init_variables(rng))["params"]
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
     return init
@@ -112,6 +124,7 @@ def make_train_step(
     num_microbatches: int = 1,
     label_smoothing: float = 0.0,
     z_loss: float = 1e-4,
+    shardings: StepShardings | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """A jitted (state, batch, rng) -> (state, metrics) that donates the old state."""
     if num_microbatches != 1:
@@ -143,11 +156,15 @@ def make_train_step(
         }
         return new_state, metrics
 
-    return jax.jit(step, donate_argnums=(0,))
+    return jit_train_step(step, shardings)
 
 
 def make_eval_step(
-    *, model: nn.Module, label_smoothing: float = 0.0, z_loss: float = 1e-4
+    *,
+    model: nn.Module,
+    label_smoothing: float = 0.0,
+    z_loss: float = 1e-4,
+    shardings: StepShardings | None = None,
 ) -> Callable[[dict, Batch], LossTerms]:
     """A jitted (params, batch) -> summed loss terms, without dropout, fixed sampling key."""
     loss = partial(
@@ -158,4 +175,4 @@ def make_eval_step(
         _, (terms, _) = loss(params, batch, jax.random.PRNGKey(_EVAL_SAMPLE_SEED))
         return terms
 
-    return jax.jit(evaluate)
+    return jit_eval_step(evaluate, shardings)

@@ -27,6 +27,13 @@ def rsqrt_schedule(
     return schedule
 
 
+def constant_schedule(*, learning_rate: float = 1e-3) -> optax.Schedule:
+    """A fixed rate: T5 fine-tuned at 0.001 with Adafactor."""
+    if learning_rate <= 0:
+        raise UserError(f"learning_rate must be > 0, got {learning_rate}")
+    return optax.constant_schedule(learning_rate)
+
+
 def adafactor(
     *,
     learning_rate: optax.Schedule,

@@ -18,6 +18,7 @@ from flax.training import train_state
 
 from t5lab.errors import UserError
 from t5lab.train.losses import LossTerms, cross_entropy_with_z_loss
+from t5lab.train.partitioning import StepShardings, jit_eval_step, jit_train_step
 
 Batch = Mapping[str, jax.Array]
 
@@ -38,18 +39,29 @@ def _model_inputs(batch: Batch) -> dict:
     )
 
 
+def init_variables_fn(
+    *, model: nn.Module, input_shapes: Mapping[str, tuple]
+) -> Callable[[jax.Array], dict]:
+    """rng -> the model's variables, boxed with their logical axis names (for shardings)."""
+
+    def init(rng: jax.Array) -> dict:
+        encoder = jnp.ones(input_shapes["encoder_input_tokens"], jnp.int32)
+        decoder = jnp.ones(input_shapes["decoder_input_tokens"], jnp.int32)
+        return model.init(
+            {"params": rng, "dropout": rng}, encoder, decoder, decoder, enable_dropout=False
+        )
+
+    return init
+
+
 def init_state_fn(
     *, model: nn.Module, tx: optax.GradientTransformation, input_shapes: Mapping[str, tuple]
 ) -> Callable[[jax.Array], TrainState]:
     """A function rng -> TrainState; `jax.eval_shape` of it gives the abstract state."""
+    init_variables = init_variables_fn(model=model, input_shapes=input_shapes)
 
     def init(rng: jax.Array) -> TrainState:
-        encoder = jnp.ones(input_shapes["encoder_input_tokens"], jnp.int32)
-        decoder = jnp.ones(input_shapes["decoder_input_tokens"], jnp.int32)
-        variables = model.init(
-            {"params": rng, "dropout": rng}, encoder, decoder, decoder, enable_dropout=False
-        )
-        params = nn.unbox(variables)["params"]  # logical axis names live in the module
+        params = nn.unbox(init_variables(rng))["params"]  # axis names live in the module
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
     return init
@@ -74,8 +86,13 @@ def _loss_terms(
 
 
 def _split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
+    """Microbatch m takes rows m, m + M, m + 2M, ...: every device keeps its own rows, so a
+    batch sharded over devices needs no exchange (the summed update does not depend on it)."""
+
     def split(x):
-        return x.reshape((num_microbatches, x.shape[0] // num_microbatches) + x.shape[1:])
+        x = x.reshape((x.shape[0] // num_microbatches, num_microbatches) + x.shape[1:])
+        x = jnp.swapaxes(x, 0, 1)
+        return nn.with_logical_constraint(x, (None, "batch") + (None,) * (x.ndim - 2))
 
     return jax.tree.map(split, dict(batch))
 
@@ -86,6 +103,7 @@ def make_train_step(
     num_microbatches: int = 1,
     label_smoothing: float = 0.0,
     z_loss: float = 1e-4,
+    shardings: StepShardings | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """A jitted (state, batch, rng) -> (state, metrics) that donates the old state."""
     if num_microbatches < 1:
@@ -138,7 +156,7 @@ def make_train_step(
         metrics["nonfinite"] |= jnp.logical_not(jnp.isfinite(param_norm))
         return new_state, metrics
 
-    return jax.jit(step, donate_argnums=(0,))
+    return jit_train_step(step, shardings)
 
 
 def _metrics(terms: LossTerms) -> dict:
@@ -154,10 +172,14 @@ def _metrics(terms: LossTerms) -> dict:
 
 
 def make_eval_step(
-    *, model: nn.Module, label_smoothing: float = 0.0, z_loss: float = 1e-4
+    *,
+    model: nn.Module,
+    label_smoothing: float = 0.0,
+    z_loss: float = 1e-4,
+    shardings: StepShardings | None = None,
 ) -> Callable[[dict, Batch], LossTerms]:
     """A jitted (params, batch) -> summed loss terms, without dropout."""
-    return jax.jit(
+    return jit_eval_step(
         partial(
             _loss_terms,
             model=model,
@@ -165,7 +187,8 @@ def make_eval_step(
             z_loss=z_loss,
             enable_dropout=False,
             dropout_rng=None,
-        )
+        ),
+        shardings,
     )
 
 

@@ -14,18 +14,16 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
-from t5lab.data.pipeline import (
-    CheckpointableIterator,
-    batched_dataset,
-    output_vocabulary,
-    take_batches,
-)
+from t5lab.data.pipeline import batched_dataset, output_vocabulary
 from t5lab.errors import UserError
 from t5lab.models import T5Config, T5Transformer
 from t5lab.models.electra import Electra, ElectraConfig
-from t5lab.train import electra_steps, steps
+from t5lab.train import distributed, electra_steps, steps
+from t5lab.train import partitioning as sharding
 from t5lab.train.checkpoints import Checkpointer
+from t5lab.train.host_input import HostInput, host_eval_batches, input_layout
 from t5lab.train.reporting import MetricsWriter, ProgressDisplay
 from t5lab.train.steps import evaluate_batches
 
@@ -80,10 +78,17 @@ def resolve_model_config(
 
 
 def _initial_params(path: str, fresh):
-    """Converted params (`t5lab convert from-hf`) to start from, checked against the model."""
+    """Params to start from, checked against the model: a converted checkpoint directory
+    (`t5lab convert from-hf`) or another run's MODEL_DIR (its latest checkpoint)."""
     from t5lab.convert.native import load_params
+    from t5lab.train.checkpoints import restore_run_params
 
-    loaded = load_params(path=path)
+    if os.path.isdir(os.path.join(path, "params")):
+        loaded = load_params(path=path)
+    elif os.path.isdir(path):
+        loaded, _ = restore_run_params(model_dir=path)
+    else:
+        raise UserError(f"initial checkpoint {path!r} does not exist")
     want = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), fresh)
     got = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), loaded)
     if sorted(jax.tree.leaves(want, is_leaf=lambda x: isinstance(x, tuple))) != sorted(
@@ -93,7 +98,31 @@ def _initial_params(path: str, fresh):
             f"initial checkpoint {path!r} does not fit this model: include its model.gin "
             "(--gin_file=DIR/model.gin) so the architecture matches"
         )
-    return jax.tree.map(lambda x, ref: jax.numpy.asarray(x, ref.dtype), loaded, fresh)
+    return jax.tree.map(lambda x, ref: np.asarray(x, ref.dtype), loaded, fresh)
+
+
+def _check_batch_split(*, batch_size: int, num_microbatches: int, data_parallel: int) -> None:
+    if batch_size % num_microbatches:
+        raise UserError(
+            f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
+        )
+    if batch_size % data_parallel:
+        raise UserError(
+            f"batch_size {batch_size} is not divisible by the data-parallel size {data_parallel} "
+            "(mesh axes the rules give `batch`): change BATCH_SIZE or the mesh"
+        )
+    if (batch_size // num_microbatches) % data_parallel:
+        raise UserError(
+            f"microbatches of {batch_size // num_microbatches} examples do not split over the "
+            f"data-parallel size {data_parallel}: lower num_microbatches"
+        )
+
+
+def _same_on_every_host(count: int) -> int:
+    """The smallest of the hosts' counts, so every host runs the same number of steps."""
+    if jax.process_count() == 1:
+        return count
+    return int(np.min(multihost_utils.process_allgather(np.int32(count))))
 
 
 def model_and_steps(config: T5Config | ElectraConfig):
@@ -149,10 +178,26 @@ def train(
     config_text: str = "",
     show_progress: bool = True,
     initial_checkpoint: str = "",
+    partitioning: sharding.Partitioning | None = None,
+    data_shards: int = 0,
+    coordinator_address: str = "",
+    num_processes: int = 0,
+    process_id: int = -1,
 ) -> TrainSummary:
-    """Pretrain or fine-tune, resuming from the latest checkpoint in `model_dir` if any."""
+    """Pretrain or fine-tune, resuming from the latest checkpoint in `model_dir` if any.
+
+    `partitioning` (mesh shape + logical axis rules) says how the work is spread over
+    devices; None = data parallel over all of them. `batch_size` is global. Multi-host:
+    every process calls this with the same arguments, plus `coordinator_address`,
+    `num_processes` and its own `process_id` (found automatically on Cloud TPU pods).
+    """
     prepare_model_dir(model_dir)
-    if config_text:
+    distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+    )
+    if config_text and jax.process_index() == 0:
         with open(os.path.join(model_dir, "config.gin"), "w") as handle:
             handle.write(config_text)
     for name, value in (
@@ -164,50 +209,80 @@ def train(
     ):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
-    if batch_size % num_microbatches:
-        raise UserError(
-            f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
-        )
     vocabulary = output_vocabulary(mixture_or_task_name)
     config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
     model, step_fns = model_and_steps(config)
+    layout = partitioning or sharding.partitioning()
+    mesh = sharding.make_mesh(layout=layout)
+    batch_sharding = jax.sharding.NamedSharding(mesh, sharding.batch_spec(rules=layout.rules))
+    _check_batch_split(
+        batch_size=batch_size,
+        num_microbatches=num_microbatches,
+        data_parallel=sharding.data_parallel_size(mesh_sizes=dict(mesh.shape), rules=layout.rules),
+    )
+    # Shapes first: a parameter that does not split over the mesh fails before any data work.
+    shapes = {  # what EncDecFeatureConverter pads every batch to
+        "encoder_input_tokens": (batch_size, task_feature_lengths["inputs"]),
+        "decoder_input_tokens": (batch_size, task_feature_lengths["targets"]),
+    }
+    init_rng, dropout_rng = (
+        sharding.put_replicated_host_value(key, mesh=mesh)
+        for key in np.asarray(jax.random.split(jax.random.PRNGKey(seed)))
+    )
+    init = step_fns.init_state_fn(model=model, tx=optimizer, input_shapes=shapes)
+    abstract_variables = jax.eval_shape(
+        step_fns.init_variables_fn(model=model, input_shapes=shapes), init_rng
+    )
+    shardings = sharding.step_shardings(
+        mesh=mesh,
+        rules=layout.rules,
+        abstract_variables=abstract_variables,
+        abstract_state=jax.eval_shape(init, init_rng),
+    )
+    inputs = input_layout(
+        global_batch=batch_size,
+        data_shards=data_shards,
+        host=sharding.host_slice(sharding=batch_sharding, global_batch=batch_size),
+    )
 
-    def dataset(split: str, *, shuffle: bool):
-        return batched_dataset(
+    def shard_dataset(split: str, *, shuffle: bool):
+        return lambda index, count, rows: batched_dataset(
             mixture_or_task_name=mixture_or_task_name,
             task_feature_lengths=task_feature_lengths,
             split=split,
-            batch_size=batch_size,
+            batch_size=rows,
             shuffle=shuffle,
             seed=seed,
             pack=pack,
-            shard_index=jax.process_index(),
-            num_shards=jax.process_count(),
+            shard_index=index,
+            num_shards=count,
         )
 
-    iterator = CheckpointableIterator(dataset("train", shuffle=True))
-    validation = take_batches(dataset(validation_split, shuffle=False), eval_batches)
+    def to_global(local_batch):
+        return sharding.global_arrays(local_batch, sharding=batch_sharding, rows=batch_size)
+
+    iterator = HostInput(layout=inputs, dataset=shard_dataset("train", shuffle=True))
+    local_validation = host_eval_batches(
+        layout=inputs, dataset=shard_dataset(validation_split, shuffle=False), count=eval_batches
+    )
+    validation = [
+        to_global(b) for b in local_validation[: _same_on_every_host(len(local_validation))]
+    ]
     if eval_batches and not validation:
         raise UserError(
             f"split {validation_split!r} of {mixture_or_task_name!r} gives no batch of "
             f"{batch_size}: lower batch_size or eval_batches"
         )
-    first_batch_shapes = {k: v.shape for k, v in validation[0].items()} if validation else None
-
-    init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(seed))
-    shapes = first_batch_shapes or {
-        "encoder_input_tokens": (batch_size, task_feature_lengths["inputs"]),
-        "decoder_input_tokens": (batch_size, task_feature_lengths["targets"]),
-    }
-    init = step_fns.init_state_fn(model=model, tx=optimizer, input_shapes=shapes)
     checkpointer = Checkpointer(model_dir=model_dir, keep=keep_checkpoints)
     latest = checkpointer.latest_step()
     if latest is None:
-        state = jax.jit(init)(init_rng)
+        with sharding.activate(mesh=mesh, rules=layout.rules):
+            state = jax.jit(init, out_shardings=shardings.state)(init_rng)
         if initial_checkpoint:
-            state = state.replace(params=_initial_params(initial_checkpoint, state.params))
+            loaded = _initial_params(initial_checkpoint, state.params)
+            state = state.replace(params=sharding.put_host_tree(loaded, shardings=shardings.params))
     else:
-        abstract = jax.eval_shape(init, init_rng)
+        abstract = sharding.with_shardings(jax.eval_shape(init, init_rng), shardings.state)
         state = checkpointer.restore(step=latest, abstract_state=abstract, iterator=iterator)
 
     train_step = step_fns.make_train_step(
@@ -215,11 +290,17 @@ def train(
         num_microbatches=num_microbatches,
         label_smoothing=label_smoothing,
         z_loss=z_loss,
+        shardings=shardings,
     )
-    eval_step = step_fns.make_eval_step(model=model, label_smoothing=label_smoothing, z_loss=z_loss)
+    eval_step = step_fns.make_eval_step(
+        model=model, label_smoothing=label_smoothing, z_loss=z_loss, shardings=shardings
+    )
     start_step = int(state.step)
-    writer = MetricsWriter(model_dir=model_dir, enabled=jax.process_index() == 0)
-    display = ProgressDisplay(total_steps=train_steps, start_step=start_step, enabled=show_progress)
+    lead_host = jax.process_index() == 0
+    writer = MetricsWriter(model_dir=model_dir, enabled=lead_host)
+    display = ProgressDisplay(
+        total_steps=train_steps, start_step=start_step, enabled=show_progress and lead_host
+    )
     first_validation = last_validation = None
     last_checkpoint = latest
     pending: list[dict] = []
@@ -267,11 +348,11 @@ def train(
         return result
 
     try:
-        with _StopRequests() as stop:
+        with _StopRequests() as stop, sharding.activate(mesh=mesh, rules=layout.rules):
             if validation and start_step == 0:
                 first_validation = run_eval()
             while step < train_steps and stop.signal_name is None:
-                batch = next(iterator)
+                batch = to_global(next(iterator))
                 state, metrics = train_step(state, batch, dropout_rng)
                 step += 1
                 pending.append(metrics)

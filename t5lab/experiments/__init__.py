@@ -1,0 +1,1 @@
+"""Multi-run experiments: regimes, objective studies, scaling sweeps and their reports."""

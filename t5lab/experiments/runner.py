@@ -1,0 +1,201 @@
+"""Run a list of training runs in one process, resumably, with progress across the whole job.
+
+Each run is `t5lab train` with its own gin files and bindings and MODEL_DIR
+`<exp_dir>/runs/<name>`; a run may start from an earlier run's final checkpoint (fine-tuning).
+A finished run leaves `result.json`; running the same experiment again skips it, and an
+interrupted run resumes from its own latest checkpoint, so nothing finished is redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from t5lab.errors import UserError
+
+
+class ExperimentInterrupted(Exception):
+    """SIGINT/SIGTERM reached a run; its checkpoint is saved and the job can be rerun."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    name: str  # unique in the experiment; directory exp_dir/runs/<name>
+    gin_files: tuple[str, ...]  # applied in order
+    bindings: tuple[str, ...] = ()  # gin statements "NAME = VALUE"
+    init_from: str | None = None  # an earlier run whose final checkpoint starts this one
+    evaluate: bool = False  # decode + metrics on the run's own task after training
+    evaluate_tasks: tuple[str, ...] = ()  # or on these tasks (a multitask run)
+
+    def fingerprint(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+EvaluateFn = Callable[..., dict]
+
+
+def run_dir(exp_dir: str, name: str) -> str:
+    return os.path.join(exp_dir, "runs", name)
+
+
+def _check_names(runs: Sequence[RunSpec]) -> None:
+    seen: set[str] = set()
+    for spec in runs:
+        if spec.name in seen:
+            raise UserError(f"two runs are named {spec.name!r}")
+        if spec.init_from is not None and spec.init_from not in seen:
+            raise UserError(f"run {spec.name!r} starts from {spec.init_from!r}, not an earlier run")
+        if not spec.name or "/" in spec.name or spec.name.startswith("."):
+            raise UserError(f"bad run name {spec.name!r}: use letters, digits, - and _")
+        seen.add(spec.name)
+
+
+def _read_result(path: str, spec: RunSpec) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        result = json.load(handle)
+    if result.get("fingerprint") != spec.fingerprint():
+        raise UserError(
+            f"{path} was written by a different run configuration: use another experiment "
+            "directory, or delete that run to redo it"
+        )
+    return result
+
+
+def _write_json(path: str, payload: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _train(spec: RunSpec, directory: str, init_dir: str | None) -> dict:
+    import gin
+
+    from t5lab import gin_setup
+    from t5lab.data.pipeline import output_vocabulary
+    from t5lab.models.t5 import param_count
+    from t5lab.train.trainer import resolve_model_config
+
+    bindings = [*spec.bindings, f"MODEL_DIR = {json.dumps(directory)}"]
+    if init_dir is not None:
+        bindings.append(f"train.initial_checkpoint = {json.dumps(init_dir)}")
+    gin_setup.parse_flags(gin_files=list(spec.gin_files), bindings=bindings, search_paths=[])
+    summary = gin_setup.call("train", config_text=gin.config_str(), show_progress=False)
+    if summary.stopped_by:
+        raise ExperimentInterrupted(summary.stopped_by)
+    num_params = 0
+    if gin.query_parameter("train.model_config").selector == "T5Config":
+        task = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+        config = gin_setup.configurable("T5Config")()
+        vocab_size = output_vocabulary(task).vocab_size
+        num_params = param_count(resolve_model_config(config, vocabulary_size=vocab_size))
+    return {
+        "final_step": summary.final_step,
+        "train_loss": summary.train_loss,
+        "last_validation": summary.last_validation,
+        "seconds": summary.seconds,
+        "tokens_per_second": summary.tokens_per_second,
+        "num_params": num_params,
+    }
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class JobProgress:
+    """One line per run: position in the job, elapsed time, and an ETA from finished runs."""
+
+    def __init__(self, *, total: int, enabled: bool, stream=None):
+        self.total, self.enabled = total, enabled
+        self.stream = stream or sys.stderr
+        self.started = time.perf_counter()
+        self.durations: list[float] = []
+
+    def line(self, *, index: int, name: str, status: str) -> None:
+        if not self.enabled:
+            return
+        remaining = self.total - index
+        eta = ""
+        if self.durations and remaining:
+            mean = sum(self.durations) / len(self.durations)
+            eta = f", ETA {_format_seconds(mean * remaining)}"
+        elapsed = _format_seconds(time.perf_counter() - self.started)
+        print(
+            f"[{index}/{self.total}] {name}: {status} (elapsed {elapsed}{eta})",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def run_experiment(
+    *,
+    exp_dir: str,
+    runs: Sequence[RunSpec],
+    show_progress: bool = True,
+    evaluate_fn: EvaluateFn | None = None,
+) -> dict[str, dict]:
+    """Run every spec in order (skipping finished ones); {name: {"train": ..., "metrics": ...}}.
+
+    `evaluate_fn(model_dir=..., task=...)` scores a finished run on a task (decode + metrics);
+    runs with `evaluate` or `evaluate_tasks` need it.
+    """
+    _check_names(runs)
+    os.makedirs(os.path.join(exp_dir, "runs"), exist_ok=True)
+    _write_json(
+        os.path.join(exp_dir, "experiment.json"),
+        {"runs": [dataclasses.asdict(spec) for spec in runs]},
+    )
+    progress = JobProgress(total=len(runs), enabled=show_progress)
+    results: dict[str, dict] = {}
+    for index, spec in enumerate(runs, start=1):
+        directory = run_dir(exp_dir, spec.name)
+        result_path = os.path.join(directory, "result.json")
+        done = _read_result(result_path, spec)
+        if done is not None:
+            results[spec.name] = done
+            progress.line(index=index, name=spec.name, status="done earlier")
+            continue
+        progress.line(index=index - 1, name=spec.name, status="running")
+        started = time.perf_counter()
+        init_dir = run_dir(exp_dir, spec.init_from) if spec.init_from else None
+        train_result = _train(spec, directory, init_dir)
+        metrics = _evaluate(spec, directory, evaluate_fn)
+        result = {"fingerprint": spec.fingerprint(), "train": train_result, "metrics": metrics}
+        _write_json(result_path, result)
+        results[spec.name] = result
+        progress.durations.append(time.perf_counter() - started)
+        progress.line(index=index, name=spec.name, status="finished")
+    return results
+
+
+def _evaluate(spec: RunSpec, directory: str, evaluate_fn: EvaluateFn | None) -> dict:
+    tasks = list(spec.evaluate_tasks)
+    if spec.evaluate and not tasks:
+        import gin
+
+        tasks = [gin.query_parameter("%MIXTURE_OR_TASK_NAME")]
+    if not tasks:
+        return {}
+    if evaluate_fn is None:
+        raise UserError(f"run {spec.name!r} asks for evaluation but no evaluator was given")
+    return {task: evaluate_fn(model_dir=directory, task=task) for task in tasks}
