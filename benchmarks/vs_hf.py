@@ -1,4 +1,4 @@
-"""t5lab vs HF transformers (PyTorch) on CPU: train-step and greedy-decode throughput.
+"""t5lab vs HF transformers (PyTorch) on CPU: train-step and decoding throughput.
 
     TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/vs_hf.py --configs tiny,eff-tiny,small
 
@@ -14,10 +14,12 @@ Achieved FLOP/s uses one model FLOP formula for both (`t5lab.train.flops`, see
 train_step.py) and is given as a fraction of the jitted fp32 2048^3 matmul peak measured
 in this process (a torch matmul peak is printed alongside for reference).
 
-Decoding: greedy, batch 8, 64 new tokens, from the same random inputs: t5lab's jitted
-`greedy_decode` (KV cache, `lax.while_loop`) with an EOS id that can never occur, so every
-row runs 64 steps, vs `model.generate(max_new_tokens=64, min_new_tokens=64, do_sample=False,
-num_beams=1)`. The weights differ (each side's own random init); only speed is compared.
+Decoding: batch 8, 64 new tokens, from the same random inputs, greedy and (with
+--beam-size > 1) beam search: t5lab's jitted `greedy_decode` / `beam_search` (KV cache,
+`lax.while_loop`) with an EOS id that can never occur, so every row runs 64 steps, vs
+`model.generate(max_new_tokens=64, min_new_tokens=64, do_sample=False, num_beams=N)`.
+The weights differ (each side's own random init); only speed is compared. Calls alternate
+between the two sides like the train steps.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ for path in (HERE, HERE.parent):
 import train_step as ts  # noqa: E402
 
 from t5lab.convert import config_to_hf  # noqa: E402
+from t5lab.eval.decoding import beam_search  # noqa: E402
 from t5lab.eval.greedy import greedy_decode  # noqa: E402
 from t5lab.models import T5Config, T5Transformer, param_count  # noqa: E402
 from t5lab.train import optimizers  # noqa: E402
@@ -180,7 +183,7 @@ def bench_train(*, name: str, batch: int, inputs: int, targets: int, steps: int,
     }
 
 
-def bench_decode(*, row: dict, inputs: int, runs: int, warmup: int) -> dict:
+def bench_decode(*, row: dict, inputs: int, runs: int, warmup: int, beams: int = 1) -> dict:
     config, model, hf = row["config"], row["model"], row["hf"]
     enc = ts.make_batch(
         vocab_size=config.vocab_size,
@@ -193,14 +196,21 @@ def bench_decode(*, row: dict, inputs: int, runs: int, warmup: int) -> dict:
     params = jax.jit(model.init)(
         jax.random.PRNGKey(0), enc, jnp.zeros((DECODE_BATCH, NEW_TOKENS), jnp.int32)
     )["params"]
-    # eos_id -1 never matches an argmax, so every row decodes all NEW_TOKENS steps.
-    decode = jax.jit(
-        functools.partial(greedy_decode, model=model, max_decode_length=NEW_TOKENS, eos_id=-1)
-    )
+    # eos_id -1 never matches a token, so every row decodes all NEW_TOKENS steps.
+    settings = dict(model=model, max_decode_length=NEW_TOKENS, eos_id=-1)
+    if beams > 1:
+        search = jax.jit(functools.partial(beam_search, beam_size=beams, alpha=0.6, **settings))
+
+        def decode(**kwargs):
+            return search(**kwargs)[0]
+    else:
+        decode = jax.jit(functools.partial(greedy_decode, **settings))
     hf.eval()
     input_ids = torch.tensor(np.asarray(enc)).long()
     attention_mask = torch.ones_like(input_ids)
-    gen = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1)
+    gen = dict(
+        max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, num_beams=beams
+    )
 
     jax_times, torch_times = [], []
     with torch.inference_mode():
@@ -216,6 +226,8 @@ def bench_decode(*, row: dict, inputs: int, runs: int, warmup: int) -> dict:
     jax_new = int(out.shape[1])  # all rows run to the end: no EOS can stop them
     torch_new = int(hf_out.shape[1]) - 1  # generate prepends the decoder start token
     return {
+        "name": row["name"],
+        "method": f"beam {beams}" if beams > 1 else "greedy",
         "jax_tps": DECODE_BATCH * jax_new / statistics.median(jax_times),
         "torch_tps": DECODE_BATCH * torch_new / statistics.median(torch_times),
         "jax_new": jax_new,
@@ -234,20 +246,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inputs", type=int, default=128)
     parser.add_argument("--targets", type=int, default=32)
     parser.add_argument("--decode-runs", type=int, default=5, help="timed generate calls")
+    parser.add_argument("--beam-size", type=int, default=4, help="also beam search; 1 = skip")
     parser.add_argument("--no-decode", dest="decode", action="store_false")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown config(s) {unknown}; choose from {list(CONFIGS)}")
-    if args.steps < 1 or args.warmup < 0 or args.decode_runs < 1:
-        parser.error("--steps and --decode-runs must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.decode_runs < 1 or args.beam_size < 1:
+        parser.error("--steps, --decode-runs and --beam-size must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(2)
     load_before = os.getloadavg()
     peak = ts.matmul_peak_gflops()
     torch_peak = torch_matmul_peak_gflops()
-    rows, decodes = [], {}
+    rows, decodes = [], []
     for name in names:
         row = bench_train(
             name=name,
@@ -258,9 +271,12 @@ def main(argv: list[str] | None = None) -> None:
             warmup=args.warmup,
         )
         if args.decode:
-            decodes[name] = bench_decode(
-                row=row, inputs=args.inputs, runs=args.decode_runs, warmup=1
-            )
+            for beams in sorted({1, args.beam_size}):
+                decodes.append(
+                    bench_decode(
+                        row=row, inputs=args.inputs, runs=args.decode_runs, warmup=1, beams=beams
+                    )
+                )
         row.pop("model"), row.pop("hf")
         rows.append(row)
     peak_after = ts.matmul_peak_gflops()
@@ -295,18 +311,19 @@ def main(argv: list[str] | None = None) -> None:
     if decodes:
         print()
         print(
-            f"Greedy decode, batch {DECODE_BATCH}, {args.inputs} input tokens, {NEW_TOKENS} new "
-            f"tokens, median of {args.decode_runs} calls after 1 warm-up:"
+            f"Decoding, batch {DECODE_BATCH}, {args.inputs} input tokens, {NEW_TOKENS} new "
+            f"tokens per returned row, median of {args.decode_runs} calls after 1 warm-up:"
         )
         print()
         print(
-            "| config | t5lab ms/call | torch ms/call | t5lab new tok/s | torch new tok/s "
-            "| ratio t5lab/torch | new tokens (t5lab / torch) |"
+            "| config | method | t5lab ms/call | torch ms/call | t5lab new tok/s "
+            "| torch new tok/s | ratio t5lab/torch | new tokens (t5lab / torch) |"
         )
-        print("|---|---|---|---|---|---|---|")
-        for name, d in decodes.items():
+        print("|---|---|---|---|---|---|---|---|")
+        for d in decodes:
             print(
-                f"| {name} | {d['jax_s'] * 1e3:.0f} | {d['torch_s'] * 1e3:.0f} "
+                f"| {d['name']} | {d['method']} | {d['jax_s'] * 1e3:.0f} "
+                f"| {d['torch_s'] * 1e3:.0f} "
                 f"| {d['jax_tps']:,.0f} | {d['torch_tps']:,.0f} "
                 f"| {d['jax_tps'] / d['torch_tps']:.2f} | {d['jax_new']} / {d['torch_new']} |"
             )

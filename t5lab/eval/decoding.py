@@ -60,7 +60,7 @@ def _check_sampling(*, temperature: float, top_k: int) -> None:
 
 
 def _reorder_cache(cache: Any, rows: Array) -> Any:
-    """Gather the per-hypothesis cache rows; K/V leaves are [..., B*K, L, H, D]."""
+    """Gather the per-hypothesis cache rows; K/V leaves are [..., B*K, H, D, L]."""
 
     def gather(path: tuple, leaf: Array) -> Array:
         name = getattr(path[-1], "key", None)

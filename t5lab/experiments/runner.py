@@ -84,9 +84,6 @@ def _train(spec: RunSpec, directory: str, init_dir: str | None) -> dict:
     import gin
 
     from t5lab import gin_setup
-    from t5lab.data.pipeline import output_vocabulary
-    from t5lab.models.t5 import param_count
-    from t5lab.train.trainer import resolve_model_config
 
     bindings = [*spec.bindings, f"MODEL_DIR = {json.dumps(directory)}"]
     if init_dir is not None:
@@ -95,19 +92,13 @@ def _train(spec: RunSpec, directory: str, init_dir: str | None) -> dict:
     summary = gin_setup.call("train", config_text=gin.config_str(), show_progress=False)
     if summary.stopped_by:
         raise ExperimentInterrupted(summary.stopped_by)
-    num_params = 0
-    if gin.query_parameter("train.model_config").selector == "T5Config":
-        task = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
-        config = gin_setup.configurable("T5Config")()
-        vocab_size = output_vocabulary(task).vocab_size
-        num_params = param_count(resolve_model_config(config, vocabulary_size=vocab_size))
     return {
         "final_step": summary.final_step,
         "train_loss": summary.train_loss,
         "last_validation": summary.last_validation,
         "seconds": summary.seconds,
         "tokens_per_second": summary.tokens_per_second,
-        "num_params": num_params,
+        "num_params": summary.num_params,
     }
 
 
@@ -193,7 +184,9 @@ def _evaluate(spec: RunSpec, directory: str, evaluate_fn: EvaluateFn | None) -> 
     if spec.evaluate and not tasks:
         import gin
 
-        tasks = [gin.query_parameter("%MIXTURE_OR_TASK_NAME")]
+        task = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+        # `@pretraining_task()` and `@define_mixture()` name their task when called
+        tasks = [task if isinstance(task, str) else task.scoped_configurable_fn()]
     if not tasks:
         return {}
     if evaluate_fn is None:

@@ -229,6 +229,7 @@ def plot_scaling(*, points: list[dict], fit: ScalingFit | None, path: str) -> No
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter
 
     figure = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(figure)
@@ -252,6 +253,8 @@ def plot_scaling(*, points: list[dict], fit: ScalingFit | None, path: str) -> No
                 axes.plot(grid, curve, "--", color=line[0].get_color())
         axes.set_xscale("log")
         axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(FormatStrFormatter("%.2f"))
+        axes.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))
         axes.set_xlabel(xlabel)
         axes.set_ylabel("validation loss")
         axes.legend(fontsize=7)

@@ -5,11 +5,12 @@ initialiser (stddev (d_model * head_dim) ** -0.5), which is equivalent under Ada
 Masks and the relative position bias arrive as one precomputed additive bias so the
 stack can build them once for all layers.
 
-Decoding caches two kinds of keys/values. Self-attention appends one step per call
-(`cached_key`/`cached_value`, [..., B, L, H, D], written at the step's index). Cross-attention
-(`static_kv=True`) attends to the same encoder output at every step, so its projections are
-computed once, on the first cached step, and kept as `static_key`/`static_value`; without that
-every step re-projected the whole encoder output, which cost more than the rest of the step.
+Decoding caches two kinds of keys/values, both as [..., B, H, D, length]. Self-attention
+appends one step per call (`cached_key`/`cached_value`, written at the step's index).
+Cross-attention (`static_kv=True`) attends to the same encoder output at every step, so its
+projections are computed once, on the first cached step, and kept as `static_key` /
+`static_value` rather than left to the compiler to hoist out of the decoding loop (which
+XLA does for an unrolled stack but cannot inside a scanned one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from jax import lax
 from t5lab.models.layers import DenseGeneral
 
 Array = jax.Array
+
+
+def _to_cache_layout(x: Array) -> Array:
+    """[B, k, H, D] -> [B, H, D, k]: the layout XLA's batched attention dots read, so a
+    cached step does not transpose the whole cache (as it did in [B, k, H, D])."""
+    return jnp.transpose(x, (0, 2, 3, 1))
 
 
 class MultiHeadDotProductAttention(nn.Module):
@@ -73,41 +80,46 @@ class MultiHeadDotProductAttention(nn.Module):
 
         query = proj("query", query_init, inputs_q)
         cached_step = self.decode and decode_index is not None
+        kv_layout = "bkhd"  # [B, k, H, D]; "bhdk" once read from or written to the cache
         if cached_step and self.static_kv and self.has_variable("cache", "static_key"):
+            kv_layout = "bhdk"
             key = self.get_variable("cache", "static_key")
             value = self.get_variable("cache", "static_value")
         else:
             key = proj("key", base, inputs_kv)
             value = proj("value", base, inputs_kv)
             if cached_step and self.static_kv:
+                kv_layout = "bhdk"
+                key, value = _to_cache_layout(key), _to_cache_layout(value)
                 self.put_variable("cache", "static_key", key)
                 self.put_variable("cache", "static_value", value)
 
         if self.decode and not self.static_kv:
             initialised = self.has_variable("cache", "cached_key")
-            cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
-            cached_value = self.variable(
-                "cache", "cached_value", jnp.zeros, value.shape, value.dtype
-            )
+            shape = _to_cache_layout(key).shape
+            cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, key.dtype)
+            cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, value.dtype)
             if initialised and cached_step:
                 if query.shape[1] != 1:
                     raise ValueError(
                         f"cached decoding takes one step at a time, got length {query.shape[1]}"
                     )
-                start = (0, decode_index, 0, 0)
-                cached_key.value = lax.dynamic_update_slice(cached_key.value, key, start)
-                cached_value.value = lax.dynamic_update_slice(cached_value.value, value, start)
-                key, value = cached_key.value, cached_value.value
+                kv_layout, start = "bhdk", (0, 0, 0, decode_index)
+                key = lax.dynamic_update_slice(cached_key.value, _to_cache_layout(key), start)
+                value = lax.dynamic_update_slice(cached_value.value, _to_cache_layout(value), start)
+                cached_key.value, cached_value.value = key, value
 
         logits_dtype = jnp.float32 if self.float32_logits else self.dtype
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query.astype(logits_dtype), key.astype(logits_dtype))
+        logits = jnp.einsum(
+            f"bqhd,{kv_layout}->bhqk", query.astype(logits_dtype), key.astype(logits_dtype)
+        )
         if bias is not None:
             logits = logits + bias.astype(logits_dtype)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         weights = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(
             weights, deterministic=deterministic
         )
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, value.astype(self.dtype))
+        out = jnp.einsum(f"bhqk,{kv_layout}->bqhd", weights, value.astype(self.dtype))
         out_init = nn.initializers.variance_scaling(
             1.0, "fan_in", "normal", in_axis=(0, 1), out_axis=2
         )

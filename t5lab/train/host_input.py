@@ -97,6 +97,8 @@ class HostInput(Iterator[dict[str, np.ndarray]]):
 
 def host_eval_batches(*, layout: InputLayout, dataset: ShardDataset, count: int) -> list[dict]:
     """This host's rows of the first `count` evaluation batches (fewer if a shard runs out)."""
+    if count < 1:
+        return []
     per_shard = [
         take_batches(dataset(shard, layout.num_shards, layout.shard_batch), count)
         for shard in layout.shards

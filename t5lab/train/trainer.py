@@ -43,6 +43,7 @@ class TrainSummary:
     last_validation: dict | None
     seconds: float
     tokens_per_second: float
+    num_params: int = 0
 
 
 def prepare_model_dir(model_dir: str) -> str:
@@ -382,4 +383,5 @@ def train(
         last_validation=last_validation,
         seconds=seconds,
         tokens_per_second=tokens_per_step * (step - start_step) / max(seconds, 1e-9),
+        num_params=sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params)),
     )

@@ -28,9 +28,9 @@ def test_static_keys_values_are_projected_on_the_first_cached_step_only() -> Non
         params, query, memory, deterministic=True, decode_index=jnp.int32(0), mutable=["cache"]
     )
     cache = state["cache"]
-    want_key = jnp.einsum("bte,ehd->bthd", memory, params["params"]["key"]["kernel"])
-    np.testing.assert_allclose(cache["static_key"], want_key, atol=1e-5)
-    assert cache["static_value"].shape == (2, 5, HEADS, HEAD_DIM)
+    want_key = jnp.einsum("bte,ehd->bhdt", memory, params["params"]["key"]["kernel"])
+    np.testing.assert_allclose(cache["static_key"], want_key, atol=1e-5)  # [B, H, D, k]
+    assert cache["static_value"].shape == (2, HEADS, HEAD_DIM, 5)
     np.testing.assert_allclose(first, plain.apply(params, query, memory, deterministic=True))
 
     # Later steps read the stored projections: the memory's values no longer matter.
@@ -53,7 +53,7 @@ def test_self_attention_cache_appends_one_step_at_its_index() -> None:
     zeros = jnp.zeros((1, length, 8))
     variables = nn.unbox(attention.init(jax.random.PRNGKey(0), zeros, zeros, deterministic=True))
     cache = variables["cache"]
-    assert cache["cached_key"].shape == (1, length, HEADS, HEAD_DIM)
+    assert cache["cached_key"].shape == (1, HEADS, HEAD_DIM, length)
     steps = jax.random.normal(jax.random.PRNGKey(1), (1, length, 8))
     for index in range(length):
         x = steps[:, index : index + 1]
@@ -68,5 +68,5 @@ def test_self_attention_cache_appends_one_step_at_its_index() -> None:
         cache = state["cache"]
     kernel = variables["params"]["key"]["kernel"]
     np.testing.assert_allclose(
-        cache["cached_key"], jnp.einsum("bte,ehd->bthd", steps, kernel), atol=1e-5
+        cache["cached_key"], jnp.einsum("bte,ehd->bhdt", steps, kernel), atol=1e-5
     )

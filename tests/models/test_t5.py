@@ -213,11 +213,6 @@ def test_remat_gives_same_logits() -> None:
     )
 
 
-def test_scan_layers_raises_clearly() -> None:
-    with pytest.raises(NotImplementedError, match="scan_layers"):
-        make(TINY.replace(scan_layers=True))
-
-
 def test_param_count_matches_init_and_axes_are_named() -> None:
     model = T5Transformer(TINY)
     variables = model.init(jax.random.PRNGKey(0), ENC, DEC, enable_dropout=False)

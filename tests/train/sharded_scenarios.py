@@ -1,4 +1,4 @@
-"""Sharded training scenarios on 8 CPU devices, run in a fresh process by test_partitioning.py.
+"""Sharded training scenarios on 8 CPU devices, run once per test session (sharded_results.py).
 
 The device count must be set before JAX starts, which a pytest process (with many tests
 already run) cannot do; so this script trains the micro model under every strategy, checks
@@ -22,19 +22,13 @@ import numpy as np  # noqa: E402
 import tasks  # noqa: E402, F401  (registers sotu_span_corruption)
 from t5lab.errors import UserError  # noqa: E402
 from t5lab.models import T5Transformer  # noqa: E402
-from t5lab.train import optimizers, steps  # noqa: E402
 from t5lab.train import partitioning as sharding  # noqa: E402
+from t5lab.train import steps  # noqa: E402
 from t5lab.train.checkpoints import Checkpointer  # noqa: E402
 from t5lab.train.trainer import resolve_model_config, train  # noqa: E402
 from tests.conftest import MICRO_CONFIG  # noqa: E402
+from tests.train.sharded_settings import LENGTHS, OPTIMIZER, STEPS, train_kwargs  # noqa: E402
 
-LENGTHS = {"inputs": 32, "targets": 12}
-STEPS = 3
-# Adafactor factors any matrix with two dims >= 16: the micro model then has factored states.
-OPTIMIZER = optimizers.adafactor(
-    learning_rate=optimizers.rsqrt_schedule(warmup_steps=10, linear_warmup=True),
-    min_dim_size_to_factor=16,
-)
 STRATEGIES = {
     "one_device": ({"data": 1}, "data_parallel", 1),
     "data_parallel": ({"data": 8}, "data_parallel", 1),
@@ -45,22 +39,7 @@ STRATEGIES = {
 
 
 def _train(model_dir, mesh_shape, rules, **overrides):
-    kwargs = dict(
-        model_dir=str(model_dir),
-        mixture_or_task_name="sotu_span_corruption",
-        task_feature_lengths=LENGTHS,
-        model_config=MICRO_CONFIG,
-        optimizer=OPTIMIZER,
-        train_steps=STEPS,
-        batch_size=8,
-        eval_batches=0,
-        checkpoint_every_steps=STEPS,
-        log_every_steps=1,
-        show_progress=False,
-        partitioning=sharding.partitioning(mesh_shape=mesh_shape, logical_axis_rules=rules),
-    )
-    kwargs.update(overrides)
-    return train(**kwargs)
+    return train(**train_kwargs(model_dir, mesh_shape=mesh_shape, rules=rules, **overrides))
 
 
 def _train_metrics(model_dir):
@@ -166,7 +145,8 @@ def main(work: Path) -> dict:
         ),
         "step": int(restored["1x1"].step),
     }
-    resumed = _train(work / "2d_microbatched", {"data": 8}, "model_parallel", train_steps=STEPS + 1)
+    # Same mesh and rules as the data-parallel run: its compiled step comes from the cache.
+    resumed = _train(work / "2d_microbatched", {"data": 8}, "data_parallel", train_steps=STEPS + 1)
     result["restore"]["resumed"] = [resumed.start_step, resumed.final_step]
 
     errors = {}

@@ -1,13 +1,9 @@
 """Sharded training: strategies agree with one device, shardings are real, errors are clear.
 
-Multi-device checks run `sharded_scenarios.py` once in a fresh process with 8 CPU devices
-(the device count is fixed when JAX starts); the rest are shape-only and run here.
+Multi-device checks read the results of `sharded_scenarios.py`, run once per session in a
+fresh process with 8 CPU devices (the device count is fixed when JAX starts); the rest are
+shape-only and run here.
 """
-
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +17,8 @@ from t5lab.models import T5Transformer
 from t5lab.train import partitioning as sharding
 from t5lab.train.host_input import input_layout
 from t5lab.train.steps import init_state_fn, init_variables_fn
-from tests.conftest import MICRO_CONFIG, REPO
+from tests.conftest import MICRO_CONFIG
+from tests.train.sharded_results import sharded_results
 
 # Different strategies sum in different orders: float32 round-off over 3 Adafactor steps.
 RTOL = 1e-4
@@ -29,19 +26,7 @@ RTOL = 1e-4
 
 @pytest.fixture(scope="module")
 def scenarios(tmp_path_factory):
-    work = tmp_path_factory.mktemp("sharded")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "train" / "sharded_scenarios.py"), str(work)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-        cwd=REPO,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+    return sharded_results(tmp_path_factory)
 
 
 @pytest.mark.parametrize("strategy", ["data_parallel", "fsdp", "model_parallel", "2d_microbatched"])
