@@ -90,6 +90,7 @@ def _initial_params(path: str, fresh):
         loaded, _ = restore_run_params(model_dir=path)
     else:
         raise UserError(f"initial checkpoint {path!r} does not exist")
+    loaded = _same_layer_layout(loaded, like=fresh)
     want = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), fresh)
     got = jax.tree_util.tree_map_with_path(lambda p, x: (jax.tree_util.keystr(p), x.shape), loaded)
     if sorted(jax.tree.leaves(want, is_leaf=lambda x: isinstance(x, tuple))) != sorted(
@@ -100,6 +101,21 @@ def _initial_params(path: str, fresh):
             "(--gin_file=DIR/model.gin) so the architecture matches"
         )
     return jax.tree.map(lambda x, ref: np.asarray(x, ref.dtype), loaded, fresh)
+
+
+def _same_layer_layout(params, *, like):
+    """Scanned (`scan_layers=True`) and unrolled stacks hold the same weights: convert."""
+    from t5lab.models.layer_stack import (
+        has_scanned_layers,
+        stack_layer_params,
+        unstack_layer_params,
+    )
+
+    if has_scanned_layers(like) and not has_scanned_layers(params):
+        return stack_layer_params(params=params)
+    if has_scanned_layers(params) and not has_scanned_layers(like):
+        return unstack_layer_params(params=params)
+    return params
 
 
 def _check_batch_split(*, batch_size: int, num_microbatches: int, data_parallel: int) -> None:

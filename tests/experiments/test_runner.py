@@ -57,3 +57,20 @@ def test_a_changed_run_in_the_same_directory_is_refused(tmp_path):
 def test_bad_run_lists_fail_before_training(tmp_path, runs, message):
     with pytest.raises(UserError, match=message):
         run_experiment(exp_dir=str(tmp_path), runs=runs, show_progress=False)
+
+
+def test_a_scanned_fine_tune_starts_from_an_unrolled_run(tmp_path):
+    runs = [
+        RunSpec(name="pre", gin_files=MICRO, bindings=FAST),
+        RunSpec(
+            name="ft",
+            gin_files=MICRO,
+            bindings=(*FAST, "T5Config.scan_layers = True"),
+            init_from="pre",
+        ),
+    ]
+    results = run_experiment(exp_dir=str(tmp_path), runs=runs, show_progress=False)
+    lines = (tmp_path / "runs" / "ft" / "metrics.jsonl").read_text().splitlines()
+    first = next(m for m in map(json.loads, lines) if m["split"] == "validation")
+    pre = results["pre"]["train"]["last_validation"]["loss"]
+    assert first["step"] == 0 and first["loss"] == pytest.approx(pre, rel=1e-5)
