@@ -68,7 +68,7 @@ def register_all() -> None:
     from t5lab.experiments import lab, sweep
     from t5lab.models import T5Config
     from t5lab.models.electra import ElectraConfig
-    from t5lab.train import optimizers, trainer
+    from t5lab.train import optimizers, partitioning, trainer
     from tasks import downstream, pretraining, text_to_text  # `import tasks` registers all
 
     register(trainer.train, "train")
@@ -82,6 +82,7 @@ def register_all() -> None:
     register(optimizers.adafactor, "adafactor")
     register(optimizers.adamw, "adamw")
     register(optimizers.rsqrt_schedule, "rsqrt_schedule")
+    register(partitioning.partitioning, "partitioning")
     register(optimizers.constant_schedule, "constant_schedule")
     register(vocab.get_vocabulary, "get_vocabulary")
     register(pretraining.pretraining_task, "pretraining_task")

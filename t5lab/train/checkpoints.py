@@ -31,8 +31,10 @@ class Checkpointer:
     """Keeps the last `keep` checkpoints of a run under `model_dir/checkpoints`."""
 
     def __init__(self, *, model_dir: str, keep: int = 3):
-        self._dir = os.path.abspath(os.path.join(model_dir, "checkpoints"))
-        self._data_dir = os.path.abspath(os.path.join(model_dir, "data_position"))
+        if "://" not in model_dir:  # gs://... stays a URL; orbax needs local paths absolute
+            model_dir = os.path.abspath(model_dir)
+        self._dir = os.path.join(model_dir, "checkpoints")
+        self._data_dir = os.path.join(model_dir, "data_position")
         self._manager = ocp.CheckpointManager(
             self._dir,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),

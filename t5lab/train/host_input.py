@@ -1,4 +1,4 @@
-"""This host's rows of every global batch: read from its seqio shards, resumable per shard.
+"""This host's rows of every global batch: which rows, read from which seqio shards, resumable.
 
 The data is split into `num_shards` seqio shards (by default one per host slice of the
 batch); the global batch is one equal piece of every shard, in shard order, and each host
@@ -7,19 +7,61 @@ it gives the same batches on any number of hosts, and a run can resume on anothe
 """
 
 import dataclasses
-import glob
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
+import jax
 import numpy as np
 import tensorflow as tf
+from jax.sharding import NamedSharding
 
 from t5lab.data.pipeline import CheckpointableIterator, take_batches
 from t5lab.errors import UserError
-from t5lab.train.partitioning import HostSlice
 
 # (shard_index, num_shards, batch_size) -> batched tf.data pipeline of that shard
 ShardDataset = Callable[[int, int, int], tf.data.Dataset]
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSlice:
+    """The contiguous part of every global batch this process feeds (and reads from disk)."""
+
+    index: int  # which slice: hosts with the same index read the same data
+    count: int  # distinct slices over all processes
+    size: int  # examples per slice
+    writes_position: bool  # the lowest process of its slice saves the data position
+
+
+def host_slice(*, sharding: NamedSharding, global_batch: int) -> HostSlice:
+    """Which rows of the global batch this process's devices hold, from the batch sharding."""
+    rows: dict[int, set[tuple[int, int]]] = {}
+    for device, index in sharding.devices_indices_map((global_batch,)).items():
+        start, stop, _ = index[0].indices(global_batch)
+        rows.setdefault(device.process_index, set()).add((start, stop))
+    spans = {p: (min(s for s, _ in r), max(e for _, e in r)) for p, r in rows.items()}
+    sizes = {hi - lo for lo, hi in spans.values()}
+    size = sizes.pop()
+    if sizes or global_batch % size or any(lo % size for lo, _ in spans.values()):
+        raise UserError(
+            "the mesh gives processes unequal or scattered parts of the batch: put `data` "
+            "(and `fsdp`) across hosts and `model` within a host"
+        )
+    mine = spans[jax.process_index()]
+    sharing = [p for p, span in spans.items() if span == mine]
+    return HostSlice(
+        index=mine[0] // size,
+        count=global_batch // size,
+        size=size,
+        writes_position=jax.process_index() == min(sharing),
+    )
+
+
+def global_arrays(local: Mapping[str, np.ndarray], *, sharding: NamedSharding, rows: int) -> dict:
+    """This host's rows of a batch -> global jax.Arrays of `rows` examples (every host calls)."""
+    return {
+        key: jax.make_array_from_process_local_data(sharding, value, (rows,) + value.shape[1:])
+        for key, value in local.items()
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +125,8 @@ class HostInput(Iterator[dict[str, np.ndarray]]):
     def restore(self, directory: str) -> None:
         for shard, iterator in self._iterators.items():
             path = self._path(directory, shard)
-            if not os.path.isdir(path):
-                found = sorted(glob.glob(os.path.join(directory, "shard_*_of_*")))
+            if not tf.io.gfile.isdir(path):  # gfile: MODEL_DIR may be on gs://
+                found = sorted(tf.io.gfile.glob(os.path.join(directory, "shard_*_of_*")))
                 saved = found[0].rsplit("_of_", 1)[1] if found else None
                 raise UserError(
                     f"the data position in {directory} was saved with {saved} data shards, "

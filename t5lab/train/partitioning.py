@@ -269,8 +269,27 @@ def batch_spec(*, rules: Rules) -> P:
 
 
 def data_parallel_size(*, mesh_sizes: Mapping[str, int], rules: Rules) -> int:
+    """How many devices split the batch (1 when the rules leave `batch` whole)."""
     axes = batch_spec(rules=rules)[0]
     return math.prod(mesh_sizes[a] for a in ((axes,) if isinstance(axes, str) else axes or ()))
+
+
+def check_batch_split(*, batch_size: int, num_microbatches: int, data_parallel: int) -> None:
+    """The global batch, and each microbatch, must split evenly over the batch's devices."""
+    if batch_size % num_microbatches:
+        raise UserError(
+            f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
+        )
+    if batch_size % data_parallel:
+        raise UserError(
+            f"batch_size {batch_size} is not divisible by the data-parallel size {data_parallel} "
+            "(mesh axes the rules give `batch`): change BATCH_SIZE or the mesh"
+        )
+    if (batch_size // num_microbatches) % data_parallel:
+        raise UserError(
+            f"microbatches of {batch_size // num_microbatches} examples do not split over the "
+            f"data-parallel size {data_parallel}: lower num_microbatches"
+        )
 
 
 def named_shardings(*, mesh: Mesh, specs: Any) -> Any:
@@ -282,48 +301,6 @@ def with_shardings(abstract: Any, shardings: Any) -> Any:
     return jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class HostSlice:
-    """The contiguous part of every global batch this process feeds (and reads from disk)."""
-
-    index: int  # which slice: hosts with the same index read the same data
-    count: int  # distinct slices over all processes
-    size: int  # examples per slice
-    writes_position: bool  # the lowest process of its slice saves the data position
-
-
-def host_slice(*, sharding: NamedSharding, global_batch: int) -> HostSlice:
-    """Which rows of the global batch this process's devices hold, from the batch sharding."""
-    rows: dict[int, set[tuple[int, int]]] = {}
-    for device, index in sharding.devices_indices_map((global_batch,)).items():
-        start, stop, _ = index[0].indices(global_batch)
-        rows.setdefault(device.process_index, set()).add((start, stop))
-    spans = {p: (min(s for s, _ in r), max(e for _, e in r)) for p, r in rows.items()}
-    sizes = {hi - lo for lo, hi in spans.values()}
-    size = sizes.pop()
-    if sizes or global_batch % size or any(lo % size for lo, _ in spans.values()):
-        raise UserError(
-            "the mesh gives processes unequal or scattered parts of the batch: put `data` "
-            "(and `fsdp`) across hosts and `model` within a host"
-        )
-    mine = spans[jax.process_index()]
-    sharing = [p for p, span in spans.items() if span == mine]
-    return HostSlice(
-        index=mine[0] // size,
-        count=global_batch // size,
-        size=size,
-        writes_position=jax.process_index() == min(sharing),
-    )
-
-
-def global_arrays(local: Mapping[str, np.ndarray], *, sharding: NamedSharding, rows: int) -> dict:
-    """This host's rows of a batch -> global jax.Arrays of `rows` examples (every host calls)."""
-    return {
-        key: jax.make_array_from_process_local_data(sharding, value, (rows,) + value.shape[1:])
-        for key, value in local.items()
-    }
 
 
 def put_replicated_host_value(value: Any, *, mesh: Mesh) -> Any:

@@ -23,7 +23,13 @@ from t5lab.models.electra import Electra, ElectraConfig
 from t5lab.train import distributed, electra_steps, steps
 from t5lab.train import partitioning as sharding
 from t5lab.train.checkpoints import Checkpointer
-from t5lab.train.host_input import HostInput, host_eval_batches, input_layout
+from t5lab.train.host_input import (
+    HostInput,
+    global_arrays,
+    host_eval_batches,
+    host_slice,
+    input_layout,
+)
 from t5lab.train.reporting import MetricsWriter, ProgressDisplay
 from t5lab.train.steps import evaluate_batches
 
@@ -116,23 +122,6 @@ def _same_layer_layout(params, *, like):
     if has_scanned_layers(params) and not has_scanned_layers(like):
         return unstack_layer_params(params=params)
     return params
-
-
-def _check_batch_split(*, batch_size: int, num_microbatches: int, data_parallel: int) -> None:
-    if batch_size % num_microbatches:
-        raise UserError(
-            f"batch_size {batch_size} is not divisible by num_microbatches {num_microbatches}"
-        )
-    if batch_size % data_parallel:
-        raise UserError(
-            f"batch_size {batch_size} is not divisible by the data-parallel size {data_parallel} "
-            "(mesh axes the rules give `batch`): change BATCH_SIZE or the mesh"
-        )
-    if (batch_size // num_microbatches) % data_parallel:
-        raise UserError(
-            f"microbatches of {batch_size // num_microbatches} examples do not split over the "
-            f"data-parallel size {data_parallel}: lower num_microbatches"
-        )
 
 
 def _same_on_every_host(count: int) -> int:
@@ -232,7 +221,7 @@ def train(
     layout = partitioning or sharding.partitioning()
     mesh = sharding.make_mesh(layout=layout)
     batch_sharding = jax.sharding.NamedSharding(mesh, sharding.batch_spec(rules=layout.rules))
-    _check_batch_split(
+    sharding.check_batch_split(
         batch_size=batch_size,
         num_microbatches=num_microbatches,
         data_parallel=sharding.data_parallel_size(mesh_sizes=dict(mesh.shape), rules=layout.rules),
@@ -259,7 +248,7 @@ def train(
     inputs = input_layout(
         global_batch=batch_size,
         data_shards=data_shards,
-        host=sharding.host_slice(sharding=batch_sharding, global_batch=batch_size),
+        host=host_slice(sharding=batch_sharding, global_batch=batch_size),
     )
 
     def shard_dataset(split: str, *, shuffle: bool):
@@ -276,7 +265,7 @@ def train(
         )
 
     def to_global(local_batch):
-        return sharding.global_arrays(local_batch, sharding=batch_sharding, rows=batch_size)
+        return global_arrays(local_batch, sharding=batch_sharding, rows=batch_size)
 
     iterator = HostInput(layout=inputs, dataset=shard_dataset("train", shuffle=True))
     local_validation = host_eval_batches(

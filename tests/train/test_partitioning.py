@@ -5,6 +5,7 @@ fresh process with 8 CPU devices (the device count is fixed when JAX starts); th
 shape-only and run here.
 """
 
+import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,12 +13,13 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from t5lab import gin_setup
 from t5lab.errors import UserError
 from t5lab.models import T5Transformer
 from t5lab.train import partitioning as sharding
-from t5lab.train.host_input import input_layout
+from t5lab.train.host_input import HostSlice, input_layout
 from t5lab.train.steps import init_state_fn, init_variables_fn
-from tests.conftest import MICRO_CONFIG
+from tests.conftest import FIXTURES, MICRO_CONFIG
 from tests.train.sharded_results import sharded_results
 
 # Different strategies sum in different orders: float32 round-off over 3 Adafactor steps.
@@ -144,7 +146,7 @@ def test_per_device_bytes_of_the_micro_model_under_each_rule_set():
 
 
 def test_host_input_layout_splits_shards_and_checks_divisibility():
-    two_hosts = sharding.HostSlice(index=1, count=2, size=4, writes_position=True)
+    two_hosts = HostSlice(index=1, count=2, size=4, writes_position=True)
     layout = input_layout(global_batch=8, data_shards=4, host=two_hosts)
     assert (layout.shards, layout.shard_batch, layout.num_shards) == ((2, 3), 2, 4)
     assert input_layout(global_batch=8, data_shards=0, host=two_hosts).shards == (1,)
@@ -152,3 +154,33 @@ def test_host_input_layout_splits_shards_and_checks_divisibility():
         input_layout(global_batch=8, data_shards=3, host=two_hosts)
     with pytest.raises(UserError, match="batch_size 6 is not divisible by the 4 data shards"):
         input_layout(global_batch=6, data_shards=4, host=two_hosts)
+
+
+@pytest.mark.parametrize(
+    "gin_file, rules, mesh",
+    [
+        ("dp.gin", "data_parallel", {"data": 8, "fsdp": 1, "model": 1}),
+        ("fsdp.gin", "fsdp", {"data": 1, "fsdp": 8, "model": 1}),
+        ("mp.gin", "model_parallel", {"data": 1, "fsdp": 1, "model": 8}),
+        ("2d.gin", "model_parallel", {"data": 4, "fsdp": 1, "model": 2}),
+    ],
+)
+def test_each_partitioning_gin_file_names_its_mesh_and_rules(gin_file, rules, mesh):
+    try:
+        gin_setup.parse_flags(
+            gin_files=[str(FIXTURES / "micro.gin"), f"gin/partitioning/{gin_file}"], bindings=[]
+        )
+        assert gin.query_parameter("train.partitioning").selector == "partitioning"
+        layout = gin_setup.call("partitioning")
+    finally:
+        gin.clear_config()
+    assert layout.rules == sharding.RULE_SETS[rules]
+    assert sharding.resolve_mesh_shape(mesh_shape=layout.mesh_shape, num_devices=8) == mesh
+
+
+def test_batch_and_microbatches_must_split_over_the_data_parallel_devices():
+    sharding.check_batch_split(batch_size=16, num_microbatches=2, data_parallel=8)
+    with pytest.raises(UserError, match="batch_size 12 is not divisible by the data-parallel"):
+        sharding.check_batch_split(batch_size=12, num_microbatches=1, data_parallel=8)
+    with pytest.raises(UserError, match="microbatches of 2 examples do not split over the data-"):
+        sharding.check_batch_split(batch_size=8, num_microbatches=4, data_parallel=4)
