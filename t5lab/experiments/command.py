@@ -29,7 +29,7 @@ def run_lab_command(
     variants = variants_of(settings)
     _share_compiled_steps(os.path.join(settings.exp_dir, "xla_cache"))
     try:
-        report = run_lab(
+        report, seconds = run_lab(
             settings=settings, variants=variants, title=title, show_progress=not args.quiet
         )
     except ExperimentInterrupted as stop:
@@ -38,6 +38,7 @@ def run_lab_command(
     with open(report.markdown_path) as handle:
         print(handle.read())
     print(f"wrote {report.json_path}, {report.markdown_path} and {report.chart_path}")
+    print(f"{len(report.variants)} variants; the runs took {seconds / 60:.1f} min of wall time")
     return 0
 
 

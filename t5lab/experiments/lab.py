@@ -222,7 +222,9 @@ def run_lab(
     title: str,
     show_progress: bool = True,
 ):
-    """Train, score and report every variant; rerunning skips what is already finished."""
+    """Train, score and report every variant; rerunning skips what is already finished.
+
+    Returns the report and the summed wall time of all runs (training + scoring)."""
     from t5lab.experiments.report import write_report
 
     os.makedirs(settings.exp_dir, exist_ok=True)
@@ -234,4 +236,6 @@ def run_lab(
         evaluate_fn=_evaluator(settings),
     )
     table = collect(results=results, scored_by=scored_by, variants=variants, settings=settings)
-    return write_report(exp_dir=settings.exp_dir, title=title, results=table)
+    report = write_report(exp_dir=settings.exp_dir, title=title, results=table)
+    seconds = sum(result.get("wall_seconds", 0.0) for result in results.values())
+    return report, seconds

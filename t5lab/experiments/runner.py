@@ -171,10 +171,16 @@ def run_experiment(
         init_dir = run_dir(exp_dir, spec.init_from) if spec.init_from else None
         train_result = _train(spec, directory, init_dir)
         metrics = _evaluate(spec, directory, evaluate_fn)
-        result = {"fingerprint": spec.fingerprint(), "train": train_result, "metrics": metrics}
+        seconds = time.perf_counter() - started
+        result = {
+            "fingerprint": spec.fingerprint(),
+            "train": train_result,
+            "metrics": metrics,
+            "wall_seconds": seconds,  # this run's training + scoring (of its last attempt)
+        }
         _write_json(result_path, result)
         results[spec.name] = result
-        progress.durations.append(time.perf_counter() - started)
+        progress.durations.append(seconds)
         progress.line(index=index, name=spec.name, status="finished")
     return results
 

@@ -128,7 +128,10 @@ def test_greedy_decoding_with_scan_and_remat_matches_unrolled() -> None:
     params = unrolled_params()
     scanned = SCANNED.replace(remat="minimal")
     cache = init_decode_cache(T5Transformer(scanned), 2, 6)
-    assert cache["decoder"]["layers"]["self_attention"]["cached_key"].shape == (2, 2, 6, 2, 8)
+    unrolled = init_decode_cache(T5Transformer(UNROLLED), 2, 6)["decoder"]["layers_0"]
+    per_layer = unrolled["self_attention"]["cached_key"].shape
+    # one stacked cache: a leading axis of one entry per layer, each laid out as unrolled
+    assert cache["decoder"]["layers"]["self_attention"]["cached_key"].shape == (2, *per_layer)
 
     def decode(cfg: T5Config, p: dict) -> np.ndarray:
         run = functools.partial(
