@@ -10,6 +10,13 @@ alternating between the two so that load drift hits both alike. Both sides: fp32
 decay 0.01) with global-norm clipping at 1.0; t5lab's z-loss is switched off so both
 compute plain cross-entropy. Tokens/s counts encoder + decoder positions.
 
+Denormal floats: XLA:CPU runs with them flushed to zero, torch by default computes them
+(slowly, in microcode). HF's T5 initialises the untied LM head with std 1.0, so its logits
+are huge and, as the loss on the repeated batch falls, its softmax and gradients fill with
+denormals that slowed the torch step by a quarter to a half (and made it drift between
+runs). So torch flushes them too (`torch.set_flush_denormal(True)`); --torch-denormals
+keeps torch's default.
+
 Achieved FLOP/s uses one model FLOP formula for both (`t5lab.train.flops`, see
 train_step.py) and is given as a fraction of the jitted fp32 2048^3 matmul peak measured
 in this process (a torch matmul peak is printed alongside for reference).
@@ -248,6 +255,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-runs", type=int, default=5, help="timed generate calls")
     parser.add_argument("--beam-size", type=int, default=4, help="also beam search; 1 = skip")
     parser.add_argument("--no-decode", dest="decode", action="store_false")
+    parser.add_argument(
+        "--torch-denormals",
+        dest="flush_denormal",
+        action="store_false",
+        help="keep torch's denormal floats (default: flushed to zero, as XLA:CPU does)",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
@@ -257,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--steps, --decode-runs and --beam-size must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(2)
+    torch.set_flush_denormal(args.flush_denormal)
     load_before = os.getloadavg()
     peak = ts.matmul_peak_gflops()
     torch_peak = torch_matmul_peak_gflops()
@@ -289,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"load average 1 min: {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
         f"jax matmul peak (f32 2048^3): {peak:.0f} GFLOP/s before, {peak_after:.0f} after; "
-        f"torch matmul {torch_peak:.0f} GFLOP/s; unpacked batches {args.batch} × "
+        f"torch matmul {torch_peak:.0f} GFLOP/s; torch denormals "
+        f"{'flushed' if args.flush_denormal else 'kept'}; unpacked batches {args.batch} × "
         f"({args.inputs}+{args.targets}); median of {args.steps} alternating steps after "
         f"{args.warmup} warm-up; both sides fp32, dropout 0, AdamW + clip 1.0"
     )
