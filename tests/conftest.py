@@ -19,6 +19,17 @@ if str(REPO) not in sys.path:
 
 from t5lab.models import T5Config  # noqa: E402
 
+# gin/models/t5_1_1_tiny.gin with the default 8k vocabulary (padded to 8192): FLOP and plan tests.
+TINY_8K_CONFIG = T5Config(
+    vocab_size=8192,
+    emb_dim=128,
+    num_heads=4,
+    head_dim=32,
+    mlp_dim=512,
+    num_encoder_layers=2,
+    num_decoder_layers=2,
+)
+
 # The smallest model worth training in a test (same shape as tests/fixtures/micro.gin);
 # vocab_size 0 = derived from the task's vocabulary by the trainer.
 MICRO_CONFIG = T5Config(

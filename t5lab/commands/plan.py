@@ -175,7 +175,6 @@ def format_plan(plan) -> str:
 
 def run(args: argparse.Namespace, bindings: list[str]) -> int:
     from t5lab.cli import parse_gin
-    from t5lab.data.pipeline import output_vocabulary
     from t5lab.models import T5Config
     from t5lab.train import hardware, trainer
     from t5lab.train import plan as planning
@@ -194,8 +193,8 @@ def run(args: argparse.Namespace, bindings: list[str]) -> int:
     if not isinstance(config, T5Config):
         raise UserError(f"t5lab plan covers T5 encoder-decoders, not {type(config).__name__}")
     if not config.vocab_size:
-        vocabulary = output_vocabulary(_train_binding("mixture_or_task_name"))
-        config = trainer.resolve_model_config(config, vocabulary_size=vocabulary.vocab_size)
+        task = _train_binding("mixture_or_task_name")
+        config = trainer.config_for_task(config, mixture_or_task_name=task)
     mesh, rules, notes = _layout(mesh, args.rules)
     lengths = _train_binding("task_feature_lengths")
     batch_size = args.batch_size or _train_binding("batch_size", defaults["batch_size"].default)

@@ -18,6 +18,7 @@ from pathlib import Path
 import seqio
 import tensorflow as tf
 
+from t5lab.assets import read_jsonl_gz
 from t5lab.errors import UserError, did_you_mean
 
 SOTU_PATH = Path(__file__).resolve().parents[1] / "assets" / "sotu.jsonl.gz"
@@ -39,8 +40,7 @@ def hash_split(key: str, *, validation_percent: float) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _sotu_records() -> tuple[dict, ...]:
-    with gzip.open(SOTU_PATH, "rt", encoding="utf-8") as f:
-        return tuple(json.loads(line) for line in f if line.strip())
+    return read_jsonl_gz(SOTU_PATH)
 
 
 def sotu_documents(*, split: str, validation_percent: float = 5.0) -> list[dict]:
@@ -164,9 +164,9 @@ def _expand(patterns: Sequence[str]) -> list[str]:
     return paths
 
 
-def _read_file(path: str, *, text_key: str) -> Iterator[tuple[str, str]]:
-    base = path[:-3] if path.endswith(".gz") else path
-    is_json = base.endswith(_JSON_SUFFIXES)
+def numbered_lines(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline) of each non-blank line of a UTF-8 text file,
+    gzip'd if it ends in `.gz`, local or on any filesystem tf.io.gfile reads."""
     with tf.io.gfile.GFile(path, "rb") as raw:
         data = raw.read()
     if path.endswith(".gz"):
@@ -179,9 +179,15 @@ def _read_file(path: str, *, text_key: str) -> Iterator[tuple[str, str]]:
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield number, line.rstrip("\r\n")
+
+
+def _read_file(path: str, *, text_key: str) -> Iterator[tuple[str, str]]:
+    base = path[:-3] if path.endswith(".gz") else path
+    is_json = base.endswith(_JSON_SUFFIXES)
+    for number, line in numbered_lines(path):
         line = line.strip()
-        if not line:
-            continue
         if not is_json:
             yield f"{path}:{number}", line
             continue

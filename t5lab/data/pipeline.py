@@ -100,3 +100,26 @@ class CheckpointableIterator(Iterator[dict[str, np.ndarray]]):
 def take_batches(dataset: tf.data.Dataset, count: int) -> list[dict[str, np.ndarray]]:
     """The first `count` batches (fewer if the split is smaller), e.g. a fixed eval set."""
     return [_to_numpy(batch) for batch in dataset.take(count)]
+
+
+def first_batches(
+    *,
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    split: str,
+    batch_size: int,
+    count: int,
+    pack: bool = True,
+    seed: int = 0,
+) -> list[dict[str, np.ndarray]]:
+    """A fixed evaluation set: the first `count` unshuffled batches of a split."""
+    dataset = batched_dataset(
+        mixture_or_task_name=mixture_or_task_name,
+        task_feature_lengths=task_feature_lengths,
+        split=split,
+        batch_size=batch_size,
+        shuffle=False,
+        seed=seed,
+        pack=pack,
+    )
+    return take_batches(dataset, count)

@@ -17,14 +17,14 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from t5lab.data.pipeline import get_task_or_mixture, output_vocabulary
+from t5lab.data.pipeline import get_task_or_mixture
 from t5lab.errors import UserError, did_you_mean
 from t5lab.eval.decoding import DecodeFn, make_decode_fn
 from t5lab.models import T5Config
 from t5lab.models.electra import ElectraConfig
 from t5lab.models.t5 import T5Transformer
 from t5lab.train.checkpoints import Checkpointer, restore_run_params
-from t5lab.train.trainer import resolve_model_config
+from t5lab.train.trainer import config_for_task
 
 AVERAGE = "average"
 
@@ -133,8 +133,7 @@ class _MetricsRun:
             raise UserError("task_feature_lengths needs 'inputs' and 'targets' lengths")
         if isinstance(model_config, ElectraConfig):
             raise UserError("task metrics need decoding: ELECTRA's discriminator is not a decoder")
-        vocabulary = output_vocabulary(mixture_or_task_name)
-        config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
+        config = config_for_task(model_config, mixture_or_task_name=mixture_or_task_name)
         self.model = T5Transformer(config)
         self.decode = make_decode_fn(
             model=self.model, max_decode_length=task_feature_lengths["targets"], **decoding
@@ -149,6 +148,7 @@ class _MetricsRun:
             max_examples=max_examples,
         )
         self._evaluators: dict[str, seqio.Evaluator] = {}
+        self._restored: dict[int, Any] = {}
 
     def _evaluator(self, split: str) -> seqio.Evaluator:
         if split not in self._evaluators:
@@ -169,9 +169,16 @@ class _MetricsRun:
             self._evaluators[split] = evaluator
         return self._evaluators[split]
 
+    def _params(self, step: int | None) -> tuple[Any, int]:
+        """Restore a step once: best-checkpoint selection scores its winner again on test."""
+        if step is None or step not in self._restored:
+            params, step = restore_run_params(model_dir=self._args["model_dir"], step=step)
+            self._restored = {step: params}  # one step's params held at a time
+        return self._restored[step], step
+
     def evaluate(self, *, split: str, step: int | None) -> dict:
         evaluator = self._evaluator(split)
-        params, step = restore_run_params(model_dir=self._args["model_dir"], step=step)
+        params, step = self._params(step)
         batch_size, seed = self._args["batch_size"], self._args["seed"]
         metrics, _ = evaluator.evaluate(
             compute_metrics=True,

@@ -5,21 +5,21 @@ from collections.abc import Mapping, Sequence
 import jax
 import numpy as np
 
-from t5lab.data.pipeline import batched_dataset, output_vocabulary, take_batches
+from t5lab.data.pipeline import first_batches, output_vocabulary
 from t5lab.data.vocab import encode_with_sentinels
 from t5lab.errors import UserError
-from t5lab.eval.greedy import greedy_decode
+from t5lab.eval.decoding import make_decode_fn
 from t5lab.models import T5Config
 from t5lab.models.electra import ElectraConfig
 from t5lab.train.checkpoints import restore_run_params
 from t5lab.train.steps import evaluate_batches
-from t5lab.train.trainer import model_and_steps, resolve_model_config
+from t5lab.train.trainer import config_for_task, model_and_steps
 
 
 def _load(
-    model_dir: str, model_config: T5Config | ElectraConfig, vocab_size: int, step: int | None
+    model_dir: str, model_config: T5Config | ElectraConfig, task: str, step: int | None
 ):
-    config = resolve_model_config(model_config, vocabulary_size=vocab_size)
+    config = config_for_task(model_config, mixture_or_task_name=task)
     params, step = restore_run_params(model_dir=model_dir, step=step)
     model, step_fns = model_and_steps(config)
     return model, step_fns, params, step
@@ -39,21 +39,17 @@ def evaluate(
     seed: int = 0,
 ) -> dict:
     """Token loss and accuracy of a checkpoint on the first `eval_batches` batches of a split."""
-    vocabulary = output_vocabulary(mixture_or_task_name)
     model, step_fns, params, step = _load(
-        model_dir, model_config, vocabulary.vocab_size, checkpoint_step
+        model_dir, model_config, mixture_or_task_name, checkpoint_step
     )
-    batches = take_batches(
-        batched_dataset(
-            mixture_or_task_name=mixture_or_task_name,
-            task_feature_lengths=task_feature_lengths,
-            split=split,
-            batch_size=batch_size,
-            shuffle=False,
-            seed=seed,
-            pack=pack,
-        ),
-        eval_batches,
+    batches = first_batches(
+        mixture_or_task_name=mixture_or_task_name,
+        task_feature_lengths=task_feature_lengths,
+        split=split,
+        batch_size=batch_size,
+        count=eval_batches,
+        pack=pack,
+        seed=seed,
     )
     result = evaluate_batches(step_fns.make_eval_step(model=model), params, batches)
     return {"step": step, "split": split, **result}
@@ -75,7 +71,7 @@ def infer(
     if isinstance(model_config, ElectraConfig):
         raise UserError("infer decodes text: ELECTRA's discriminator is an encoder, not a decoder")
     vocabulary = output_vocabulary(mixture_or_task_name)
-    model, _, params, _ = _load(model_dir, model_config, vocabulary.vocab_size, checkpoint_step)
+    model, _, params, _ = _load(model_dir, model_config, mixture_or_task_name, checkpoint_step)
     encoded = [
         encode_with_sentinels(vocabulary, text)[: max_input_length - 1] + [1] for text in inputs
     ]
@@ -83,12 +79,8 @@ def infer(
     tokens = np.zeros((len(encoded), length), np.int32)
     for row, ids in enumerate(encoded):
         tokens[row, : len(ids)] = ids
-    decoded = greedy_decode(
-        model=model,
-        params=params,
-        encoder_input_tokens=jax.numpy.asarray(tokens),
-        max_decode_length=max_decode_length,
-    )
+    decode = make_decode_fn(model=model, method="greedy", max_decode_length=max_decode_length)
+    decoded = decode(params, jax.numpy.asarray(tokens), jax.random.PRNGKey(0))
     results = []
     for row in np.asarray(decoded):
         ids = [int(i) for i in row]

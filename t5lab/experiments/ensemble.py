@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from t5lab.data.pipeline import batched_dataset, output_vocabulary, take_batches
+from t5lab.data.pipeline import first_batches
 from t5lab.errors import UserError
 from t5lab.models import T5Config, T5Transformer
 from t5lab.train.checkpoints import restore_run_params
@@ -67,26 +67,20 @@ def ensemble_validation(
     """{"loss", "accuracy", "target_tokens", "member_losses"}: the logit-averaged ensemble of
     the runs' latest checkpoints (one architecture) on the first `eval_batches` batches of
     `split`, and each member's own loss on the same batches."""
-    from t5lab.train.trainer import resolve_model_config
+    from t5lab.train.trainer import config_for_task
 
     if not model_dirs:
         raise UserError("an ensemble needs at least one run")
     if not isinstance(model_config, T5Config):
         raise UserError("ensembles are evaluated for T5 encoder-decoders only")
-    vocabulary = output_vocabulary(mixture_or_task_name)
-    config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
-    model = T5Transformer(config)
+    model = T5Transformer(config_for_task(model_config, mixture_or_task_name=mixture_or_task_name))
     members = [restore_run_params(model_dir=d)[0] for d in model_dirs]
-    batches = take_batches(
-        batched_dataset(
-            mixture_or_task_name=mixture_or_task_name,
-            task_feature_lengths=task_feature_lengths,
-            split=split,
-            batch_size=batch_size,
-            shuffle=False,
-            seed=0,
-        ),
-        eval_batches,
+    batches = first_batches(
+        mixture_or_task_name=mixture_or_task_name,
+        task_feature_lengths=task_feature_lengths,
+        split=split,
+        batch_size=batch_size,
+        count=eval_batches,
     )
     if not batches:
         raise UserError(f"the {split} split of {mixture_or_task_name!r} gave no full batch")

@@ -84,6 +84,14 @@ def resolve_model_config(
     return config
 
 
+def config_for_task(
+    config: T5Config | ElectraConfig, *, mixture_or_task_name: str
+) -> T5Config | ElectraConfig:
+    """`resolve_model_config` against the task's own output vocabulary."""
+    vocabulary = output_vocabulary(mixture_or_task_name)
+    return resolve_model_config(config, vocabulary_size=vocabulary.vocab_size)
+
+
 def _initial_params(path: str, fresh):
     """Params to start from, checked against the model: a converted checkpoint directory
     (`t5lab convert from-hf`) or another run's MODEL_DIR (its latest checkpoint)."""
@@ -215,8 +223,7 @@ def train(
     ):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
-    vocabulary = output_vocabulary(mixture_or_task_name)
-    config = resolve_model_config(model_config, vocabulary_size=vocabulary.vocab_size)
+    config = config_for_task(model_config, mixture_or_task_name=mixture_or_task_name)
     model, step_fns = model_and_steps(config)
     layout = partitioning or sharding.partitioning()
     mesh = sharding.make_mesh(layout=layout)
@@ -239,11 +246,12 @@ def train(
     abstract_variables = jax.eval_shape(
         step_fns.init_variables_fn(model=model, input_shapes=shapes), init_rng
     )
+    abstract_state = jax.eval_shape(init, init_rng)
     shardings = sharding.step_shardings(
         mesh=mesh,
         rules=layout.rules,
         abstract_variables=abstract_variables,
-        abstract_state=jax.eval_shape(init, init_rng),
+        abstract_state=abstract_state,
     )
     inputs = input_layout(
         global_batch=batch_size,
@@ -288,7 +296,7 @@ def train(
             loaded = _initial_params(initial_checkpoint, state.params)
             state = state.replace(params=sharding.put_host_tree(loaded, shardings=shardings.params))
     else:
-        abstract = sharding.with_shardings(jax.eval_shape(init, init_rng), shardings.state)
+        abstract = sharding.with_shardings(abstract_state, shardings.state)
         state = checkpointer.restore(step=latest, abstract_state=abstract, iterator=iterator)
 
     train_step = step_fns.make_train_step(

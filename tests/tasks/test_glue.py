@@ -8,6 +8,7 @@ import seqio
 import tensorflow_datasets as tfds
 
 import tasks.glue as glue
+from tests.tasks.task_scoring import score, text
 
 LENGTHS = {"inputs": 64, "targets": 16}
 NLI3 = {"entailment", "neutral", "contradiction"}
@@ -97,9 +98,6 @@ EXPECTED = {
 }
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def _examples(name: str, split: str) -> list[dict]:
     task = seqio.get_mixture_or_task(name)
@@ -112,22 +110,10 @@ def _examples(name: str, split: str) -> list[dict]:
 
 def _perfect_prediction(name: str, example: dict) -> str:
     if name == glue.WSC_EVAL_TASK:  # name the candidate exactly when it is the referent
-        return _text(example["targets_pretokenized"]) if example["label"] == 1 else "nobody"
-    return _text(example["targets_pretokenized"])
+        return text(example["targets_pretokenized"]) if example["label"] == 1 else "nobody"
+    return text(example["targets_pretokenized"])
 
 
-def _score(task: seqio.Task, examples: list[dict], predictions: list[str]) -> dict[str, float]:
-    targets = [
-        task.postprocess_fn(_text(ex["targets_pretokenized"]), example=ex, is_target=True)
-        for ex in examples
-    ]
-    outputs = [
-        task.postprocess_fn(p, example=ex) for p, ex in zip(predictions, examples, strict=True)
-    ]
-    scores = {}
-    for metric_fn in task.metric_fns:
-        scores.update(metric_fn(targets=targets, predictions=outputs))
-    return scores
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -137,8 +123,8 @@ def test_task_formats_and_scores_mock_examples(name):
     examples = _examples(name, split)
     assert examples
     for example in examples:
-        inputs = _text(example["inputs_pretokenized"])
-        target = _text(example["targets_pretokenized"])
+        inputs = text(example["inputs_pretokenized"])
+        target = text(example["targets_pretokenized"])
         assert re.fullmatch(pattern + ".*", inputs, flags=re.DOTALL), inputs
         assert example["inputs"].size and example["targets"][-1] == 1  # tokens end with EOS
         if labels is not None:
@@ -150,7 +136,7 @@ def test_task_formats_and_scores_mock_examples(name):
         else:
             assert target  # WSC: the candidate's text
 
-    scores = _score(task, examples, [_perfect_prediction(name, ex) for ex in examples])
+    scores = score(task, examples, [_perfect_prediction(name, ex) for ex in examples])
     assert set(scores) == metric_keys
     assert all(math.isfinite(value) for value in scores.values())
     for key in {"accuracy", "exact_match", "em"} & set(scores):
@@ -176,9 +162,9 @@ def test_classification_metrics_reward_right_labels_and_punish_unreadable_ones(n
     task = seqio.get_mixture_or_task(name)
     labels = sorted(EXPECTED[name][2]) * 2
     examples = _hand_made(labels)
-    perfect = _score(task, examples, labels)
+    perfect = score(task, examples, labels)
     assert perfect == {key: pytest.approx(100.0) for key in EXPECTED[name][3]}
-    garbled = _score(task, examples, ["banana", *labels[1:]])
+    garbled = score(task, examples, ["banana", *labels[1:]])
     assert all(value < 100.0 for value in garbled.values())
 
 
@@ -186,11 +172,11 @@ def test_stsb_correlations_follow_the_predicted_scores():
     task = seqio.get_mixture_or_task("glue_stsb_v002")
     scores = ["0.4", "1.0", "2.6", "3.8", "5.0"]
     examples = _hand_made(scores)
-    assert _score(task, examples, scores) == {
+    assert score(task, examples, scores) == {
         "pearson_corrcoef": pytest.approx(100.0),
         "spearman_corrcoef": pytest.approx(100.0),
     }
-    reversed_scores = _score(task, examples, scores[::-1])
+    reversed_scores = score(task, examples, scores[::-1])
     assert all(value < 0 for value in reversed_scores.values())
 
 

@@ -6,12 +6,10 @@ import tensorflow_datasets as tfds
 
 import tasks.paper as paper
 from t5lab.data.vocab import get_vocabulary
+from tests.tasks.task_scoring import score, text
 
 LENGTHS = {"inputs": 64, "targets": 32}
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _task_and_raw_examples(name: str, tfds_name: str, split: str = "validation"):
@@ -27,34 +25,22 @@ def _task_and_raw_examples(name: str, tfds_name: str, split: str = "validation")
     return task, examples, raw
 
 
-def _score(task: seqio.Task, examples: list[dict], predictions: list[str]) -> dict[str, float]:
-    targets = [
-        task.postprocess_fn(_text(ex["targets_pretokenized"]), example=ex, is_target=True)
-        for ex in examples
-    ]
-    outputs = [
-        task.postprocess_fn(p, example=ex) for p, ex in zip(predictions, examples, strict=True)
-    ]
-    scores = {}
-    for metric_fn in task.metric_fns:
-        scores.update(metric_fn(targets=targets, predictions=outputs))
-    return scores
 
 
 def test_squad_asks_question_with_context_and_scores_against_all_answers():
     task, examples, raw = _task_and_raw_examples(paper.SQUAD_TASK, "squad/v1.1:3.0.0")
     for example, source in zip(examples, raw, strict=True):
-        question = " ".join(_text(source["question"]).split())
-        inputs = _text(example["inputs_pretokenized"])
+        question = " ".join(text(source["question"]).split())
+        inputs = text(example["inputs_pretokenized"])
         assert inputs.startswith(f"question: {question} context: ")
-        answers = [_text(a) for a in example["answers"]]
-        assert answers == [" ".join(_text(a).split()) for a in source["answers"]["text"]]
-        assert _text(example["targets_pretokenized"]) == (answers[0] if answers else "")
+        answers = [text(a) for a in example["answers"]]
+        assert answers == [" ".join(text(a).split()) for a in source["answers"]["text"]]
+        assert text(example["targets_pretokenized"]) == (answers[0] if answers else "")
     answered = [ex for ex in examples if len(ex["answers"])]
     assert answered
     # predicting the *last* reference answer still counts: targets are every answer
-    last_answers = [_text(ex["answers"][-1]) for ex in answered]
-    assert _score(task, answered, last_answers) == {
+    last_answers = [text(ex["answers"][-1]) for ex in answered]
+    assert score(task, answered, last_answers) == {
         "em": pytest.approx(100.0),
         "f1": pytest.approx(100.0),
     }
@@ -63,12 +49,12 @@ def test_squad_asks_question_with_context_and_scores_against_all_answers():
 def test_cnn_dailymail_summarizes_articles_into_highlights_scored_by_rouge():
     task, examples, raw = _task_and_raw_examples(paper.CNN_DAILYMAIL_TASK, "cnn_dailymail:3.4.0")
     for example, source in zip(examples, raw, strict=True):
-        assert _text(example["inputs_pretokenized"]) == "summarize: " + _text(source["article"])
-        assert _text(example["targets_pretokenized"]) == _text(source["highlights"])
+        assert text(example["inputs_pretokenized"]) == "summarize: " + text(source["article"])
+        assert text(example["targets_pretokenized"]) == text(source["highlights"])
     hand_made = [{"targets_pretokenized": b"the cat sat on the mat ."}]
-    perfect = _score(task, hand_made, ["the cat sat on the mat ."])
+    perfect = score(task, hand_made, ["the cat sat on the mat ."])
     assert perfect == {key: pytest.approx(100.0) for key in ("rouge1", "rouge2", "rougeLsum")}
-    assert _score(task, hand_made, ["a dog barked"])["rouge1"] < 100.0
+    assert score(task, hand_made, ["a dog barked"])["rouge1"] < 100.0
 
 
 @pytest.mark.parametrize("name", sorted(paper.WMT_TASKS))
@@ -77,11 +63,11 @@ def test_wmt_translates_from_english_and_scores_bleu(name):
     language = {"de": "German", "fr": "French", "ro": "Romanian"}[target_language]
     task, examples, raw = _task_and_raw_examples(name, tfds_name)
     for example, source in zip(examples, raw, strict=True):
-        expected = f"translate English to {language}: " + _text(source[source_language])
-        assert _text(example["inputs_pretokenized"]) == expected
-        assert _text(example["targets_pretokenized"]) == _text(source[target_language])
+        expected = f"translate English to {language}: " + text(source[source_language])
+        assert text(example["inputs_pretokenized"]) == expected
+        assert text(example["targets_pretokenized"]) == text(source[target_language])
     hand_made = [{"targets_pretokenized": b"Das ist ein gutes Haus, sagte er gestern."}]
-    assert _score(task, hand_made, ["Das ist ein gutes Haus, sagte er gestern."]) == {
+    assert score(task, hand_made, ["Das ist ein gutes Haus, sagte er gestern."]) == {
         "bleu": pytest.approx(100.0)
     }
 

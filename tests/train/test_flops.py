@@ -8,16 +8,9 @@ from t5lab.models import T5Config, T5Transformer, param_count
 from t5lab.train import optimizers
 from t5lab.train.flops import encoder_decoder_flops, matmul_param_counts
 from t5lab.train.steps import init_state_fn, make_train_step
+from tests.conftest import TINY_8K_CONFIG
 
-TINY = T5Config(  # gin/models/t5_1_1_tiny.gin with the 8k vocabulary
-    vocab_size=8192,
-    emb_dim=128,
-    num_heads=4,
-    head_dim=32,
-    mlp_dim=512,
-    num_encoder_layers=2,
-    num_decoder_layers=2,
-)
+TINY = TINY_8K_CONFIG
 # v1.0 style: tied logits, relu, uneven stacks; exercises the other branches of the count.
 TIED = TINY.replace(
     vocab_size=2048,

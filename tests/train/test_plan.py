@@ -18,22 +18,15 @@ import numpy as np
 import pytest
 from jax.sharding import AbstractMesh, NamedSharding
 
-from t5lab.models import T5Config, T5Transformer, param_count
+from t5lab.models import T5Transformer, param_count
 from t5lab.train import optimizers, partitioning
 from t5lab.train.flops import encoder_decoder_flops
 from t5lab.train.hardware import CHIPS, RULE_SETS
 from t5lab.train.plan import abstract_params, plan_training
 from t5lab.train.steps import init_state_fn, make_train_step
+from tests.conftest import TINY_8K_CONFIG
 
-TINY = T5Config(  # gin/models/t5_1_1_tiny.gin with the 8k vocabulary (as tests/train/test_flops)
-    vocab_size=8192,
-    emb_dim=128,
-    num_heads=4,
-    head_dim=32,
-    mlp_dim=512,
-    num_encoder_layers=2,
-    num_decoder_layers=2,
-)
+TINY = TINY_8K_CONFIG
 SCHEDULE = optimizers.rsqrt_schedule(warmup_steps=10)
 ADAFACTOR = optimizers.adafactor(learning_rate=SCHEDULE)
 ADAMW = optimizers.adamw(learning_rate=SCHEDULE)

@@ -1,10 +1,9 @@
 """The bundled downstream data files (t5lab/assets/downstream, see the README there)."""
 
 import functools
-import gzip
-import json
 from pathlib import Path
 
+from t5lab.assets import read_jsonl_gz
 from t5lab.errors import UserError
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets" / "downstream"
@@ -18,5 +17,4 @@ def read_records(name: str) -> tuple[dict, ...]:
         raise UserError(
             f"bundled data file missing: {path}; rebuild it with scripts/prepare_downstream.py"
         )
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return tuple(json.loads(line) for line in f if line.strip())
+    return read_jsonl_gz(path)

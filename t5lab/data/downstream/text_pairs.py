@@ -6,12 +6,12 @@ skipped). Splits without their own file are carved from the training file by a h
 inputs (80/10/10), so they are stable and duplicates never straddle two splits.
 """
 
-import gzip
 import json
 from collections.abc import Iterator
 
 import tensorflow as tf
 
+from t5lab.data.corpus import numbered_lines
 from t5lab.data.downstream.source import Example
 from t5lab.data.downstream.splits import SPLITS, split_of
 from t5lab.errors import UserError
@@ -59,25 +59,8 @@ def text_pairs_by_split(
     return splits
 
 
-def _lines(path: str) -> Iterator[tuple[int, str]]:
-    with tf.io.gfile.GFile(path, "rb") as f:
-        data = f.read()
-    if path.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise UserError(f"{path} is not a valid gzip file ({e})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield number, line
-
-
 def _jsonl_pairs(path: str) -> Iterator[tuple[int, str, str]]:
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
@@ -92,7 +75,7 @@ def _jsonl_pairs(path: str) -> Iterator[tuple[int, str, str]]:
 
 
 def _tsv_pairs(path: str) -> Iterator[tuple[int, str, str]]:
-    for number, line in _lines(path):
+    for number, line in numbered_lines(path):
         fields = line.rstrip("\r\n").split("\t")
         if len(fields) != 2:
             raise UserError(
