@@ -66,3 +66,17 @@ def save_random_hf_t5(directory: Path, *, d_model: int = 32, seed: int = 0) -> N
     torch.manual_seed(seed)
     model = transformers.T5ForConditionalGeneration(config).eval()
     model.save_pretrained(directory, safe_serialization=True)
+
+
+def abstract_train_batch(*, batch: int, inputs: int, targets: int) -> dict:
+    """ShapeDtypeStructs of an EncDecFeatureConverter batch, for lowering a train step."""
+    import jax
+    import jax.numpy as jnp
+
+    dec = jax.ShapeDtypeStruct((batch, targets), jnp.int32)
+    return {
+        "encoder_input_tokens": jax.ShapeDtypeStruct((batch, inputs), jnp.int32),
+        "decoder_input_tokens": dec,
+        "decoder_target_tokens": dec,
+        "decoder_loss_weights": jax.ShapeDtypeStruct((batch, targets), jnp.float32),
+    }

@@ -1,14 +1,13 @@
 """The train-step FLOP formula agrees with what XLA compiles (a FLOP count, not a timing)."""
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from t5lab.models import T5Config, T5Transformer, param_count
 from t5lab.train import optimizers
 from t5lab.train.flops import encoder_decoder_flops, matmul_param_counts
 from t5lab.train.steps import init_state_fn, make_train_step
-from tests.conftest import TINY_8K_CONFIG
+from tests.conftest import TINY_8K_CONFIG, abstract_train_batch
 
 TINY = TINY_8K_CONFIG
 # v1.0 style: tied logits, relu, uneven stacks; exercises the other branches of the count.
@@ -35,14 +34,7 @@ def _xla_train_step_flops(*, config: T5Config, batch: int, inputs: int, targets:
     )
     rng = jax.random.PRNGKey(0)
     state = jax.eval_shape(init, rng)
-    enc = jax.ShapeDtypeStruct((batch, inputs), jnp.int32)
-    dec = jax.ShapeDtypeStruct((batch, targets), jnp.int32)
-    abstract_batch = {
-        "encoder_input_tokens": enc,
-        "decoder_input_tokens": dec,
-        "decoder_target_tokens": dec,
-        "decoder_loss_weights": jax.ShapeDtypeStruct((batch, targets), jnp.float32),
-    }
+    abstract_batch = abstract_train_batch(batch=batch, inputs=inputs, targets=targets)
     compiled = make_train_step(model=model).lower(state, abstract_batch, rng).compile()
     cost = compiled.cost_analysis()
     if isinstance(cost, list | tuple):  # older jax: one dict per device program

@@ -24,7 +24,7 @@ from t5lab.train.flops import encoder_decoder_flops
 from t5lab.train.hardware import CHIPS, RULE_SETS
 from t5lab.train.plan import abstract_params, plan_training
 from t5lab.train.steps import init_state_fn, make_train_step
-from tests.conftest import TINY_8K_CONFIG
+from tests.conftest import TINY_8K_CONFIG, abstract_train_batch
 
 TINY = TINY_8K_CONFIG
 SCHEDULE = optimizers.rsqrt_schedule(warmup_steps=10)
@@ -74,14 +74,7 @@ def test_bytes_match_the_compiled_train_step_within_tolerance():
     batch, inputs, targets = 8, 128, 32  # the shapes tests/train/test_flops.py compiles
     plan = _plan()
     state = _abstract_state(TINY, ADAFACTOR, batch, inputs, targets)
-    enc = jax.ShapeDtypeStruct((batch, inputs), jnp.int32)
-    dec = jax.ShapeDtypeStruct((batch, targets), jnp.int32)
-    abstract_batch = {
-        "encoder_input_tokens": enc,
-        "decoder_input_tokens": dec,
-        "decoder_target_tokens": dec,
-        "decoder_loss_weights": jax.ShapeDtypeStruct((batch, targets), jnp.float32),
-    }
+    abstract_batch = abstract_train_batch(batch=batch, inputs=inputs, targets=targets)
     rng = jax.random.PRNGKey(0)
     step = make_train_step(model=T5Transformer(TINY)).lower(state, abstract_batch, rng)
     memory = step.compile().memory_analysis()
