@@ -1,7 +1,7 @@
 """`t5lab plan`: will this run fit, and how long will a step take? Shapes only, no allocation.
 
     t5lab plan --gin_file=models/t5_1_1_xxl.gin --gin_file=runs/pretrain.gin \\
-        --mesh=data:4,model:4 --rules=2d --chip=v4
+        --mesh=fsdp:4,model:4 --rules=fsdp_model_parallel --chip=v4
 
 Reads the model, optimizer, batch size, feature lengths and microbatches from the `train.*`
 gin bindings (as `t5lab train` would use them) and prints bytes per device, FLOPs per step
@@ -19,7 +19,8 @@ _MISSING = object()
 
 
 def add_parser(commands, *, add_gin_flags) -> None:
-    from t5lab.train.hardware import CHIPS, RULE_SETS  # no jax: `t5lab --help` stays fast
+    from t5lab.train.hardware import CHIPS  # no jax: `t5lab --help` stays fast
+    from t5lab.train.rule_sets import RULE_SETS  # the trainer's (t5lab.train.partitioning)
 
     parser = commands.add_parser(
         "plan", help="memory per device, FLOPs and step time of a run, without running it"
@@ -33,7 +34,8 @@ def add_parser(commands, *, add_gin_flags) -> None:
     parser.add_argument(
         "--rules",
         default=None,
-        help=f"how arrays shard: {', '.join(RULE_SETS)} (default: train.partitioning, or dp)",
+        help=f"how arrays shard, a rule set of the trainer: {', '.join(RULE_SETS)} "
+        "(default: train.partitioning, or data_parallel)",
     )
     parser.add_argument("--chip", default="v4", help=f"accelerator: {', '.join(CHIPS)}")
     parser.add_argument("--batch_size", type=int, default=None, help="overrides train.batch_size")
@@ -78,7 +80,8 @@ def _train_binding(name: str, default=_MISSING):
 
 
 def _layout(mesh: dict[str, int] | None, rules: str | None) -> tuple[dict, object, list[str]]:
-    """Mesh and rules: the flags, else the run's own train.partitioning, else 1 device, dp."""
+    """Mesh and rules: the flags, else the run's own train.partitioning, else 1 device and
+    data_parallel."""
     notes = []
     partitioning = _train_binding("partitioning", None)
     if partitioning is not None:
@@ -92,7 +95,7 @@ def _layout(mesh: dict[str, int] | None, rules: str | None) -> tuple[dict, objec
                     f"for 1; pass --mesh={axis}:N"
                 )
             mesh = {axis: size for axis, size in sizes.items() if size != 1}
-    return mesh or {"data": 1}, rules or "dp", notes
+    return mesh or {"data": 1}, rules or "data_parallel", notes
 
 
 def _optimizer_name() -> str:
@@ -176,13 +179,13 @@ def format_plan(plan) -> str:
 def run(args: argparse.Namespace, bindings: list[str]) -> int:
     from t5lab.cli import parse_gin
     from t5lab.models import T5Config
-    from t5lab.train import hardware, trainer
+    from t5lab.train import hardware, partitioning, trainer
     from t5lab.train import plan as planning
     from t5lab.train.activations import REMAT_POLICIES
 
     mesh = hardware.parse_mesh(args.mesh) if args.mesh else None  # flag mistakes first
     if args.rules:
-        hardware.get_rules(args.rules)
+        partitioning.rule_set(args.rules, what="--rules")
     hardware.get_chip(args.chip)
     if args.remat is not None and args.remat not in REMAT_POLICIES:
         choices = ", ".join(REMAT_POLICIES)

@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from t5lab.convert.hf import load_hf_checkpoint, save_hf_checkpoint
 from t5lab.errors import UserError
 from t5lab.models.config import T5Config
+from t5lab.train import fs
 from t5lab.train.checkpoints import restore_run_params
 
 
@@ -40,8 +41,8 @@ def save_params(*, params: Any, config: T5Config, out_dir: str) -> None:
 
 def load_params(*, path: str) -> Any:
     """Params saved by `save_params` (a converted checkpoint directory)."""
-    directory = os.path.join(os.path.abspath(path), "params")
-    if not os.path.isdir(directory):
+    directory = os.path.join(fs.absolute(path), "params")  # may be gs://...
+    if not fs.is_dir(directory):
         raise UserError(f"no converted parameters at {path!r} (expected {directory})")
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore(directory)

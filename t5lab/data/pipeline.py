@@ -90,7 +90,7 @@ class CheckpointableIterator(Iterator[dict[str, np.ndarray]]):
 
     def save(self, directory: str) -> None:
         """Write the position under `directory` (one per host: the caller names it)."""
-        os.makedirs(directory, exist_ok=True)
+        tf.io.gfile.makedirs(directory)  # also on gs:// MODEL_DIRs
         self._checkpoint.write(os.path.join(directory, "iterator"))
 
     def restore(self, directory: str) -> None:

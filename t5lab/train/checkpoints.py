@@ -5,18 +5,21 @@ writes the state atomically (temporary directory, then rename). A kill between t
 leaves a data position without a state, which restore ignores and cleanup removes, so the
 latest complete checkpoint always has both.
 
+`model_dir` may be local or a URL (`gs://...`): orbax handles both, the data positions go
+through `t5lab.train.fs`.
+
 Arrays are saved sharded, each host writing its own shards; a restore lays them out on
 whatever shardings the target names, so a run may resume on another mesh shape.
 """
 
 import os
-import shutil
 from typing import Any, Protocol
 
 import jax
 import orbax.checkpoint as ocp
 
 from t5lab.errors import UserError
+from t5lab.train import fs
 
 
 class DataPosition(Protocol):
@@ -27,23 +30,47 @@ class DataPosition(Protocol):
     def restore(self, directory: str) -> None: ...
 
 
+class DataPositions:
+    """The data position of each checkpointed step, under `model_dir/data_position/step_N`."""
+
+    def __init__(self, *, model_dir: str):
+        self.directory = os.path.join(model_dir, "data_position")
+
+    def path(self, step: int) -> str:
+        return os.path.join(self.directory, f"step_{step}")
+
+    def save(self, *, step: int, iterator: DataPosition) -> None:
+        iterator.save(self.path(step))
+
+    def restore(self, *, step: int, iterator: DataPosition) -> None:
+        iterator.restore(self.path(step))
+
+    def keep_only(self, steps: list[int]) -> None:
+        """Delete the positions of every other step (orphans of a kill, dropped checkpoints)."""
+        if not fs.is_dir(self.directory):
+            return
+        kept = {f"step_{step}" for step in steps}
+        for name in fs.list_dir(self.directory):
+            if name not in kept:
+                try:
+                    fs.remove_tree(os.path.join(self.directory, name))
+                except fs.FILE_ERRORS:  # cleanup only: the next save tries again
+                    pass
+
+
 class Checkpointer:
     """Keeps the last `keep` checkpoints of a run under `model_dir/checkpoints`."""
 
     def __init__(self, *, model_dir: str, keep: int = 3):
-        if "://" not in model_dir:  # gs://... stays a URL; orbax needs local paths absolute
-            model_dir = os.path.abspath(model_dir)
+        model_dir = fs.absolute(model_dir)  # orbax needs local paths absolute
         self._dir = os.path.join(model_dir, "checkpoints")
-        self._data_dir = os.path.join(model_dir, "data_position")
+        self._positions = DataPositions(model_dir=model_dir)
         self._manager = ocp.CheckpointManager(
             self._dir,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
             # a fresh manager needs the handler to read a kept step's metadata
             item_handlers=ocp.StandardCheckpointHandler(),
         )
-
-    def _data_path(self, step: int) -> str:
-        return os.path.join(self._data_dir, f"step_{step}")
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -56,16 +83,17 @@ class Checkpointer:
         if step in self._manager.all_steps():
             return
         if iterator is not None:
-            iterator.save(self._data_path(step))
+            self._positions.save(step=step, iterator=iterator)
         self._manager.save(step, args=ocp.args.StandardSave(state))
         self._manager.wait_until_finished()
-        self._remove_orphan_positions()
+        if jax.process_index() == 0:
+            self._positions.keep_only(self.all_steps())
 
     def restore(self, *, step: int, abstract_state: Any, iterator: DataPosition | None) -> Any:
         """The state laid out as `abstract_state` says (ShapeDtypeStructs with shardings)."""
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
         if iterator is not None:
-            iterator.restore(self._data_path(step))
+            self._positions.restore(step=step, iterator=iterator)
         return state
 
     def restore_params(self, *, step: int) -> Any:
@@ -78,14 +106,6 @@ class Checkpointer:
         )
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
         return restored["params"]
-
-    def _remove_orphan_positions(self) -> None:
-        if not os.path.isdir(self._data_dir) or jax.process_index() != 0:
-            return
-        kept = {f"step_{s}" for s in self._manager.all_steps()}
-        for name in os.listdir(self._data_dir):
-            if name not in kept:
-                shutil.rmtree(os.path.join(self._data_dir, name), ignore_errors=True)
 
     def close(self) -> None:
         self._manager.wait_until_finished()

@@ -1,8 +1,7 @@
-"""What a plan is made for: chips (published figures), meshes and sharding rule sets.
+"""What a plan is made for: chips (published figures) and meshes.
 
 Kept free of jax imports so `t5lab --help` can list the choices cheaply. The rule sets are
-this module's own small table; `t5lab.train.partitioning` owns the rules a run uses, and the
-two should become one table.
+`t5lab.train.partitioning`'s (defined in the jax-free `t5lab.train.rule_sets`).
 """
 
 from __future__ import annotations
@@ -10,26 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from t5lab.errors import UserError, did_you_mean
-
-MESH_AXES = ("data", "fsdp", "model")  # as t5lab.train.partitioning names them
-MeshAxes = str | tuple[str, ...]
-# Logical axis -> mesh axes, applied in order; a mesh axis shards at most one dimension of an
-# array (flax's `logical_to_mesh_axes`), so an activation [batch, length, embed] under fsdp
-# gives `fsdp` to its batch and keeps `embed` whole. dp, fsdp and mp are the trainer's
-# data_parallel, fsdp and model_parallel (tests/train/test_hardware.py keeps them equal);
-# 2d is fsdp and mp together.
-RULE_SETS: dict[str, tuple[tuple[str, MeshAxes], ...]] = {
-    "dp": (("batch", "data"),),
-    "fsdp": (("batch", ("data", "fsdp")), ("embed", "fsdp")),
-    "mp": (("batch", "data"), ("vocab", "model"), ("mlp", "model"), ("heads", "model")),
-    "2d": (
-        ("batch", ("data", "fsdp")),
-        ("vocab", "model"),
-        ("mlp", "model"),
-        ("heads", "model"),
-        ("embed", "fsdp"),
-    ),
-}
+from t5lab.train.rule_sets import MESH_AXES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +56,6 @@ def parse_mesh(text: str) -> dict[str, int]:
             raise UserError(f"--mesh names {name!r} twice")
         mesh[name] = int(size)
     return mesh
-
-
-def get_rules(name: str) -> tuple[tuple[str, MeshAxes], ...]:
-    if name not in RULE_SETS:
-        raise UserError(f"unknown --rules {name!r}; choose one of {', '.join(RULE_SETS)}")
-    return RULE_SETS[name]
 
 
 def get_chip(name: str) -> Chip:

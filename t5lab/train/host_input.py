@@ -4,6 +4,7 @@ The data is split into `num_shards` seqio shards (by default one per host slice 
 batch); the global batch is one equal piece of every shard, in shard order, and each host
 reads only the shards of its rows. Because the batch depends on `num_shards` alone, fixing
 it gives the same batches on any number of hosts, and a run can resume on another topology.
+Positions are saved under MODEL_DIR, local or a URL (`gs://...`).
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ from jax.sharding import NamedSharding
 
 from t5lab.data.pipeline import CheckpointableIterator, take_batches
 from t5lab.errors import UserError
+from t5lab.train import fs
 
 # (shard_index, num_shards, batch_size) -> batched tf.data pipeline of that shard
 ShardDataset = Callable[[int, int, int], tf.data.Dataset]
@@ -125,8 +127,8 @@ class HostInput(Iterator[dict[str, np.ndarray]]):
     def restore(self, directory: str) -> None:
         for shard, iterator in self._iterators.items():
             path = self._path(directory, shard)
-            if not tf.io.gfile.isdir(path):  # gfile: MODEL_DIR may be on gs://
-                found = sorted(tf.io.gfile.glob(os.path.join(directory, "shard_*_of_*")))
+            if not fs.is_dir(path):
+                found = fs.glob(os.path.join(directory, "shard_*_of_*"))
                 saved = found[0].rsplit("_of_", 1)[1] if found else None
                 raise UserError(
                     f"the data position in {directory} was saved with {saved} data shards, "

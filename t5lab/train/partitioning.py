@@ -24,40 +24,16 @@ from jax.sharding import PartitionSpec as P
 
 from t5lab.errors import UserError, did_you_mean
 
-# Outermost first: consecutive devices (and each host's devices) end up along `model`,
-# and hosts split the batch along `data`.
-MESH_AXES = ("data", "fsdp", "model")
-LOGICAL_AXES = (
-    "batch",
-    "length",
-    "vocab",
-    "embed",
-    "mlp",
-    "heads",
-    "kv",
-    "relpos_buckets",
-    "layers",
+# The named rule sets (RULE_SETS), shared with `t5lab plan`, are defined in a jax-free module
+# so `t5lab --help` can list them; use them from here.
+from t5lab.train.rule_sets import (  # noqa: F401
+    MESH_AXES,
+    RULE_SETS,
+    MeshAxes,
+    Rules,
+    rule_set,
+    rule_set_name,
 )
-
-MeshAxes = str | tuple[str, ...] | None
-Rules = tuple[tuple[str, MeshAxes], ...]
-
-
-def _complete(*rules: tuple[str, MeshAxes]) -> Rules:
-    """The given rules, then every other logical axis unsharded (`layers` from scanned stacks)."""
-    named = {name for name, _ in rules}
-    return tuple(rules) + tuple((name, None) for name in LOGICAL_AXES if name not in named)
-
-
-# `batch` comes first: an activation [batch, length, embed] under FSDP takes `fsdp` for its
-# batch, so `embed` (sharded over `fsdp` in parameters) stays whole in activations.
-RULE_SETS: dict[str, Rules] = {
-    "data_parallel": _complete(("batch", "data")),
-    "fsdp": _complete(("batch", ("data", "fsdp")), ("embed", "fsdp")),
-    "model_parallel": _complete(
-        ("batch", "data"), ("vocab", "model"), ("mlp", "model"), ("heads", "model")
-    ),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +46,7 @@ class Partitioning:
 
 def _normalise_rules(rules: str | Sequence) -> Rules:
     if isinstance(rules, str):
-        if rules not in RULE_SETS:
-            raise UserError(
-                f"unknown logical_axis_rules {rules!r}{did_you_mean(rules, RULE_SETS)}; "
-                f"known: {', '.join(RULE_SETS)}"
-            )
-        return RULE_SETS[rules]
+        return rule_set(rules)
     normalised = []
     for rule in rules:
         if len(rule) != 2 or not isinstance(rule[0], str):

@@ -2,12 +2,13 @@
 
 Nothing is allocated. Parameter and optimizer-state shapes come from `jax.eval_shape`; their
 logical axis names from the model's `nn.with_logical_partitioning` annotations; a rule table
-(`t5lab.train.hardware.RULE_SETS`) maps those names onto the mesh axes `data`, `fsdp` and
-`model`, and each device's share is the shard of every array (rounded up where a dimension
-does not divide: reported, since the trainer refuses such a sharding). Activations come from an
-inventory of the tensors the backward pass keeps (`t5lab.train.activations`), sharded the
-same way. FLOPs are `t5lab.train.flops.encoder_decoder_flops`; the step time divides them by
-the devices' published bf16 peak times an assumed MFU, which is a knob, not a measurement.
+(one of the trainer's `t5lab.train.partitioning.RULE_SETS`, or explicit pairs) maps those
+names onto the mesh axes `data`, `fsdp` and `model`, and each device's share is the shard of
+every array (rounded up where a dimension does not divide: reported, since the trainer
+refuses such a sharding). Activations come from an inventory of the tensors the backward
+pass keeps (`t5lab.train.activations`), sharded the same way. FLOPs are
+`t5lab.train.flops.encoder_decoder_flops`; the step time divides them by the devices'
+published bf16 peak times an assumed MFU, which is a knob, not a measurement.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from t5lab.errors import UserError
 from t5lab.models import T5Config, T5Transformer
 from t5lab.train.activations import REMAT_POLICIES, activation_tensors
 from t5lab.train.flops import encoder_decoder_flops
-from t5lab.train.hardware import Chip, get_chip, get_rules
+from t5lab.train.hardware import Chip, get_chip
+from t5lab.train.partitioning import rule_set, rule_set_name
 
 
 def shard_shape(
@@ -200,7 +202,7 @@ def plan_training(
     inputs_length: int,
     targets_length: int,
     mesh: Mapping[str, int],
-    rules: str | Sequence[tuple[str, Any]] = "dp",
+    rules: str | Sequence[tuple[str, Any]] = "data_parallel",
     chip_name: str = "v4",
     remat: str | None = None,
     assumed_mfu: float = 0.5,
@@ -209,8 +211,11 @@ def plan_training(
 ) -> Plan:
     """Everything `t5lab plan` prints, from shapes only."""
     chip = get_chip(chip_name)
-    rules_name = rules if isinstance(rules, str) else "from gin (train.partitioning)"
-    rules = get_rules(rules) if isinstance(rules, str) else tuple(rules)
+    if isinstance(rules, str):
+        rules_name, rules = rules, rule_set(rules, what="--rules")
+    else:
+        rules = tuple(rules)
+        rules_name = rule_set_name(rules) or "from gin (train.partitioning)"
     remat = config.remat if remat is None else remat
     if remat not in REMAT_POLICIES:
         raise UserError(
@@ -289,8 +294,8 @@ def plan_training(
             warnings=plan.warnings
             + (
                 f"{_gib(plan.bytes_per_device)} per device does not fit in {chip.hbm_label} "
-                f"of {chip.name} HBM: shard more (--rules fsdp/2d, a larger mesh), set "
-                "T5Config.remat, or raise train.num_microbatches",
+                f"of {chip.name} HBM: shard more (--rules fsdp or fsdp_model_parallel, a "
+                "larger mesh), set T5Config.remat, or raise train.num_microbatches",
             ),
         )
     return plan

@@ -1,4 +1,9 @@
-"""Where training metrics go: a progress display, TensorBoard events and a JSONL file."""
+"""Where training metrics go: a progress display, TensorBoard events and a JSONL file.
+
+The model directory may be local or on an object store (`gs://...`): TensorBoard event files
+of a URL directory are written through `tf.io.gfile`, and `metrics.jsonl` is a `fs.LineLog`
+(appended locally, rewritten whole on an object store).
+"""
 
 import json
 import os
@@ -6,9 +11,12 @@ import sys
 import time
 from collections.abc import Mapping
 
+import tensorflow as tf
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from tensorboardX import SummaryWriter
+from tensorboardX import SummaryWriter, record_writer
+
+from t5lab.train import fs
 
 
 def _format_duration(seconds: float) -> str:
@@ -18,6 +26,39 @@ def _format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+class _GFileEvents:
+    """An event file written through tf.io.gfile: each flush stores the whole file so far
+    (TensorFlow's own event writers do the same on GCS)."""
+
+    def __init__(self, path: str):
+        self._file = tf.io.gfile.GFile(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _GFileEventsFactory:
+    def open(self, path: str) -> _GFileEvents:
+        return _GFileEvents(path)
+
+    def directory_check(self, path: str) -> None:
+        fs.make_dirs(path)
+
+
+def _events_through_gfile(model_dir: str) -> None:
+    """Let tensorboardX write under a URL model dir with gfile (its own `gs://` writer needs
+    google-cloud-storage, and other schemes it would treat as local paths)."""
+    if fs.is_url(model_dir):
+        scheme = model_dir.split("://", 1)[0]
+        record_writer.register_writer_factory(scheme, _GFileEventsFactory())
+
+
 class MetricsWriter:
     """TensorBoard events under `model_dir/{train,validation}` and `model_dir/metrics.jsonl`."""
 
@@ -25,7 +66,10 @@ class MetricsWriter:
         self._enabled = enabled
         self._writers: dict[str, SummaryWriter] = {}
         self._model_dir = model_dir
-        self._jsonl = open(os.path.join(model_dir, "metrics.jsonl"), "a") if enabled else None
+        self._jsonl = None
+        if enabled:
+            _events_through_gfile(model_dir)
+            self._jsonl = fs.LineLog(os.path.join(model_dir, "metrics.jsonl"))
 
     def write(self, *, split: str, step: int, metrics: Mapping[str, float]) -> None:
         if not self._enabled:
@@ -35,8 +79,7 @@ class MetricsWriter:
         for name, value in metrics.items():
             self._writers[split].add_scalar(name, value, step)
         record = {"split": split, "step": step, **{k: float(v) for k, v in metrics.items()}}
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        self._jsonl.append([json.dumps(record)])
 
     def close(self) -> None:
         for writer in self._writers.values():

@@ -20,7 +20,7 @@ from t5lab.data.pipeline import batched_dataset, output_vocabulary
 from t5lab.errors import UserError
 from t5lab.models import T5Config, T5Transformer
 from t5lab.models.electra import Electra, ElectraConfig
-from t5lab.train import distributed, electra_steps, steps
+from t5lab.train import distributed, electra_steps, fs, steps
 from t5lab.train import partitioning as sharding
 from t5lab.train.checkpoints import Checkpointer
 from t5lab.train.host_input import (
@@ -53,18 +53,25 @@ class TrainSummary:
 
 
 def prepare_model_dir(model_dir: str) -> str:
-    """Create MODEL_DIR or explain in one line why it cannot be used."""
+    """Create MODEL_DIR (a local path or a URL such as gs://...) or explain in one line why
+    it cannot be used."""
     if not model_dir:
         raise UserError("MODEL_DIR is not set: pass --gin.MODEL_DIR='\"path\"'")
     try:
-        os.makedirs(model_dir, exist_ok=True)
+        fs.make_dirs(model_dir)
         probe = os.path.join(model_dir, ".write_test")
-        with open(probe, "w") as handle:
-            handle.write("ok")
-        os.remove(probe)
-    except OSError as error:
-        raise UserError(f"MODEL_DIR {model_dir!r} is not writable: {error.strerror}") from None
+        fs.write_text(probe, "ok")
+        fs.remove(probe)
+    except fs.FILE_ERRORS as error:
+        raise UserError(
+            f"MODEL_DIR {model_dir!r} is not writable: {fs.error_text(error)}"
+        ) from None
     return model_dir
+
+
+def write_config(*, model_dir: str, config_text: str) -> None:
+    """The run's effective gin configuration, as MODEL_DIR/config.gin."""
+    fs.write_text(os.path.join(model_dir, "config.gin"), config_text)
 
 
 def resolve_model_config(
@@ -98,9 +105,9 @@ def _initial_params(path: str, fresh):
     from t5lab.convert.native import load_params
     from t5lab.train.checkpoints import restore_run_params
 
-    if os.path.isdir(os.path.join(path, "params")):
+    if fs.is_dir(os.path.join(path, "params")):
         loaded = load_params(path=path)
-    elif os.path.isdir(path):
+    elif fs.is_dir(path):
         loaded, _ = restore_run_params(model_dir=path)
     else:
         raise UserError(f"initial checkpoint {path!r} does not exist")
@@ -212,8 +219,7 @@ def train(
         process_id=process_id,
     )
     if config_text and jax.process_index() == 0:
-        with open(os.path.join(model_dir, "config.gin"), "w") as handle:
-            handle.write(config_text)
+        write_config(model_dir=model_dir, config_text=config_text)
     for name, value in (
         ("TRAIN_STEPS", train_steps),
         ("train.eval_every_steps", eval_every_steps),

@@ -36,6 +36,7 @@ STRATEGIES = {
     "fsdp": ({"fsdp": 8}, "fsdp", 1),
     "model_parallel": ({"model": 2}, "model_parallel", 1),
     "2d_microbatched": ({"data": 4, "model": 2}, "model_parallel", 2),
+    "fsdp_model_parallel": ({"fsdp": 4, "model": 2}, "fsdp_model_parallel", 1),
 }
 
 

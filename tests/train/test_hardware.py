@@ -1,10 +1,9 @@
-"""Mesh flags, chip and rule names: parsed strictly, named the way Cloud TPU names slices."""
+"""Mesh flags and chip names: parsed strictly, named the way Cloud TPU names slices."""
 
 import pytest
 
 from t5lab.errors import UserError
-from t5lab.train import partitioning
-from t5lab.train.hardware import RULE_SETS, get_chip, get_rules, parse_mesh
+from t5lab.train.hardware import get_chip, parse_mesh
 
 
 def test_parse_mesh_reads_axis_size_pairs():
@@ -27,11 +26,9 @@ def test_malformed_meshes_are_user_errors(text, message):
         parse_mesh(text)
 
 
-def test_unknown_chip_and_rules_are_user_errors():
+def test_unknown_chips_are_user_errors():
     with pytest.raises(UserError, match="v5e"):
         get_chip("v5")
-    with pytest.raises(UserError, match="fsdp"):
-        get_rules("zero3")
 
 
 def test_slice_names_follow_cloud_tpu_accelerator_types():
@@ -40,13 +37,3 @@ def test_slice_names_follow_cloud_tpu_accelerator_types():
     assert get_chip("v5p").slice_name(4) == "v5p-8"
     assert get_chip("v5e").slice_name(16) == "v5litepod-16"
     assert get_chip("v6e").slice_name(8) == "v6e-8"
-
-
-def test_rule_sets_are_the_trainers():
-    trainer_names = {"dp": "data_parallel", "fsdp": "fsdp", "mp": "model_parallel"}
-    for name, trainer_name in trainer_names.items():
-        theirs = partitioning.RULE_SETS[trainer_name]
-        assert RULE_SETS[name] == tuple(rule for rule in theirs if rule[1] is not None)
-    assert set(RULE_SETS["2d"]) == set(RULE_SETS["fsdp"]) | set(RULE_SETS["mp"]) - {
-        ("batch", "data")
-    }

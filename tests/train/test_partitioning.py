@@ -31,7 +31,10 @@ def scenarios(tmp_path_factory):
     return sharded_results(tmp_path_factory)
 
 
-@pytest.mark.parametrize("strategy", ["data_parallel", "fsdp", "model_parallel", "2d_microbatched"])
+@pytest.mark.parametrize(
+    "strategy",
+    ["data_parallel", "fsdp", "model_parallel", "2d_microbatched", "fsdp_model_parallel"],
+)
 def test_every_strategy_trains_like_one_device(scenarios, strategy):
     reference = scenarios["losses"]["one_device"]
     sharded = scenarios["losses"][strategy]
@@ -133,6 +136,7 @@ def test_per_device_bytes_of_the_micro_model_under_each_rule_set():
         ("data_parallel", {"data": 8, "fsdp": 1, "model": 1}),
         ("fsdp", {"data": 1, "fsdp": 8, "model": 1}),
         ("model_parallel", {"data": 4, "fsdp": 1, "model": 2}),
+        ("fsdp_model_parallel", {"data": 1, "fsdp": 4, "model": 2}),
     ):
         specs = sharding.param_partition_specs(
             abstract_variables=variables["params"], mesh_sizes=mesh, rules=sharding.RULE_SETS[rules]
@@ -143,6 +147,7 @@ def test_per_device_bytes_of_the_micro_model_under_each_rule_set():
     assert per_device["data_parallel"] == total
     assert total / 8 <= per_device["fsdp"] < total / 6
     assert total / 2 <= per_device["model_parallel"] < total * 0.6
+    assert total / 8 <= per_device["fsdp_model_parallel"] < per_device["model_parallel"] / 3
 
 
 def test_host_input_layout_splits_shards_and_checks_divisibility():
@@ -163,6 +168,7 @@ def test_host_input_layout_splits_shards_and_checks_divisibility():
         ("fsdp.gin", "fsdp", {"data": 1, "fsdp": 8, "model": 1}),
         ("mp.gin", "model_parallel", {"data": 1, "fsdp": 1, "model": 8}),
         ("2d.gin", "model_parallel", {"data": 4, "fsdp": 1, "model": 2}),
+        ("fsdp_mp.gin", "fsdp_model_parallel", {"data": 1, "fsdp": 4, "model": 2}),
     ],
 )
 def test_each_partitioning_gin_file_names_its_mesh_and_rules(gin_file, rules, mesh):

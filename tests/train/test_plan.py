@@ -21,7 +21,7 @@ from jax.sharding import AbstractMesh, NamedSharding
 from t5lab.models import T5Transformer, param_count
 from t5lab.train import optimizers, partitioning
 from t5lab.train.flops import encoder_decoder_flops
-from t5lab.train.hardware import CHIPS, RULE_SETS
+from t5lab.train.hardware import CHIPS
 from t5lab.train.plan import abstract_params, plan_training
 from t5lab.train.steps import init_state_fn, make_train_step
 from tests.conftest import TINY_8K_CONFIG, abstract_train_batch
@@ -87,7 +87,7 @@ def test_bytes_match_the_compiled_train_step_within_tolerance():
     assert 0.8 < memory.temp_size_in_bytes / estimate < 1.5, (memory.temp_size_in_bytes, estimate)
 
 
-@pytest.mark.parametrize("rules", ["fsdp", "mp", "2d"])
+@pytest.mark.parametrize("rules", ["fsdp", "model_parallel", "fsdp_model_parallel"])
 def test_param_shards_are_the_ones_jax_makes(rules):
     mesh = {"fsdp": 2, "model": 2}
     plan = _plan(mesh=mesh, rules=rules)
@@ -99,14 +99,16 @@ def test_param_shards_are_the_ones_jax_makes(rules):
         jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec)),
         strict=True,
     ):
-        sharding = NamedSharding(abstract_mesh, nn.logical_to_mesh_axes(spec, RULE_SETS[rules]))
+        sharding = NamedSharding(
+            abstract_mesh, nn.logical_to_mesh_axes(spec, partitioning.RULE_SETS[rules])
+        )
         per_device += math.prod(sharding.shard_shape(shape.shape)) * 4
     assert plan.params.per_device == per_device < plan.params.total
     assert not [w for w in plan.warnings if "divide" in w]  # TINY's dimensions all divide by 2
 
 
-@pytest.mark.parametrize("rules, trainer_rules", [("fsdp", "fsdp"), ("mp", "model_parallel")])
-def test_state_bytes_agree_with_the_trainers_partitioning(rules, trainer_rules):
+@pytest.mark.parametrize("rules", list(partitioning.RULE_SETS))
+def test_state_bytes_agree_with_the_trainers_partitioning(rules):
     mesh = {"data": 1, "fsdp": 4, "model": 2}
     plan = _plan(mesh=mesh, rules=rules)
     tokens = jax.ShapeDtypeStruct((1, 1), jnp.int32)
@@ -114,7 +116,7 @@ def test_state_bytes_agree_with_the_trainers_partitioning(rules, trainer_rules):
     boxed = jax.eval_shape(init, jax.random.PRNGKey(0), tokens, tokens)["params"]
     params = nn.unbox(boxed)
     specs = partitioning.param_partition_specs(
-        abstract_variables=boxed, mesh_sizes=mesh, rules=partitioning.RULE_SETS[trainer_rules]
+        abstract_variables=boxed, mesh_sizes=mesh, rules=partitioning.RULE_SETS[rules]
     )
     opt_state = jax.eval_shape(ADAFACTOR.init, params)
     opt_specs = partitioning.state_partition_specs(
@@ -130,7 +132,7 @@ def test_state_bytes_agree_with_the_trainers_partitioning(rules, trainer_rules):
 
 
 def test_adam_moments_shard_like_the_params():
-    for rules in ("dp", "fsdp", "2d"):
+    for rules in ("data_parallel", "fsdp", "fsdp_model_parallel"):
         plan = _plan(optimizer=ADAMW, mesh={"data": 4, "model": 2}, rules=rules)
         counts = 2 * 4  # optax keeps a step count per moment transformation (int32 scalars)
         assert plan.optimizer.per_device == 2 * plan.params.per_device + counts
@@ -150,7 +152,7 @@ def test_problems_are_warnings_not_errors():
     odd = _plan(
         config=TINY.replace(num_heads=3, dtype="bfloat16"),
         mesh={"data": 3, "model": 2},
-        rules="mp",
+        rules="model_parallel",
     )
     text = "\n".join(odd.warnings)
     assert "heads (3) over model (2)" in text
