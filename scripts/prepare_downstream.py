@@ -58,8 +58,9 @@ _ANY_TAG = re.compile(r"<[^>]*>")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?])")
 
 
-# Typographic quotes become ASCII ones: the default vocabulary (English SOTU text) has no
-# pieces for most of them, and a target with an unknown piece cannot be generated exactly.
+# Typographic quotes become ASCII ones: the default vocabulary of the time (English SOTU text
+# only, no byte fallback) had no pieces for most of them, and a target with an unknown piece
+# cannot be generated exactly. Kept, so the files stay byte-for-byte what they were.
 _ASCII_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 

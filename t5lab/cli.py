@@ -100,6 +100,12 @@ def _build_parser() -> argparse.ArgumentParser:
     vocab_train.add_argument("--model_prefix", required=True, help="output path without .model")
     vocab_train.add_argument("--vocab_size", type=int, default=8000)
     vocab_train.add_argument("--text_key", default="text", help="JSONL field holding the text")
+    vocab_train.add_argument(
+        "--no_byte_fallback",
+        dest="byte_fallback",
+        action="store_false",
+        help="characters without a piece become <unk> (default: spelled as 256 byte pieces)",
+    )
     convert = commands.add_parser("convert", help="Hugging Face T5 checkpoints in and out")
     convert_commands = convert.add_subparsers(dest="convert_command", required=True)
     from_hf = convert_commands.add_parser(
@@ -317,6 +323,7 @@ def _run_vocab_train(args: argparse.Namespace) -> int:
         model_prefix=args.model_prefix,
         vocab_size=args.vocab_size,
         text_key=args.text_key,
+        byte_fallback=args.byte_fallback,
     )
     vocabulary = get_vocabulary(spm_path=path)
     print(

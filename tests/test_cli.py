@@ -42,13 +42,16 @@ def test_vocab_train_writes_a_usable_model(tmp_path, capsys):
     corpus.write_text("\n".join(json.dumps({"text": doc["text"]}) for doc in speeches))
     prefix = tmp_path / "spm"
     args = ["vocab", "train", "--input", str(corpus), "--model_prefix", str(prefix)]
-    assert main([*args, "--vocab_size", "300"]) == 0
+    assert main([*args, "--vocab_size", "400"]) == 0  # 256 of them byte pieces
     out = capsys.readouterr().out
-    assert "400 ids" in out and "model vocab_size 512" in out
+    assert "500 ids" in out and "model vocab_size 512" in out
     vocabulary = get_vocabulary(spm_path=f"{prefix}.model")
-    assert vocabulary.decode(vocabulary.encode("the people of the union")) == (
-        "the people of the union"
-    )
+    for text in ("the people of the union", "¿El Señor? not_equivalent"):  # bytes, no <unk>
+        assert vocabulary.decode(vocabulary.encode(text)) == text
+    args[-1] = str(tmp_path / "no_bytes")  # a new path: seqio caches models by path
+    assert main([*args, "--vocab_size", "300", "--no_byte_fallback"]) == 0
+    vocabulary = get_vocabulary(spm_path=f"{tmp_path / 'no_bytes'}.model")
+    assert vocabulary.unk_id in vocabulary.encode("Señor")
 
 
 @pytest.mark.parametrize(

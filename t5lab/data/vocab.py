@@ -1,4 +1,4 @@
-"""Vocabularies: the shipped SOTU SentencePiece model, bytes, and training your own (T5 ids)."""
+"""Vocabularies: the shipped SentencePiece model, bytes, and training your own (T5 ids)."""
 
 import math
 import random
@@ -13,7 +13,7 @@ import tensorflow as tf
 from t5lab.data.corpus import iter_documents
 from t5lab.errors import UserError, did_you_mean
 
-DEFAULT_SPM_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "sotu_unigram_8k.model")
+DEFAULT_SPM_PATH = str(Path(__file__).resolve().parents[1] / "assets" / "default_unigram_8k.model")
 KINDS = ("sentencepiece", "byte")
 # SentencePiece silently skips sentences longer than this many bytes (max_sentence_length).
 _MAX_SENTENCE_BYTES = 4192
@@ -31,6 +31,7 @@ def train_sentencepiece(
     seed_sentencepiece_size: int = 200_000,
     max_sentences: int = 2_000_000,
     num_threads: int = 2,
+    byte_fallback: bool = True,
 ) -> str:
     """Train a unigram model with T5's ids (pad 0, eos 1, unk 2, no BOS); returns the .model path.
 
@@ -38,6 +39,10 @@ def train_sentencepiece(
     whole speeches are far longer. Above `max_sentences`, a fixed-seed sample is used, so a given
     input always gives the same model. The prefix is stored inside the model, so use the same
     (e.g. repo-relative) prefix to reproduce identical bytes.
+
+    With `byte_fallback` (the default) 256 of the pieces are the bytes `<0x00>`..`<0xFF>`, and a
+    character without a piece of its own is spelled as its UTF-8 bytes: no text encodes to <unk>
+    (id 2). Without it such characters become <unk> and are lost on decoding.
     """
     if vocab_size < 10:
         raise UserError(f"vocab_size must be at least 10, got {vocab_size}")
@@ -65,6 +70,7 @@ def train_sentencepiece(
             shuffle_input_sentence=False,
             max_sentence_length=_MAX_SENTENCE_BYTES,
             num_threads=num_threads,
+            byte_fallback=byte_fallback,
             pad_id=0,
             eos_id=1,
             unk_id=2,
@@ -72,7 +78,7 @@ def train_sentencepiece(
             minloglevel=2,
         )
     except RuntimeError as e:
-        raise _friendly_error(e, vocab_size=vocab_size) from None
+        raise _friendly_error(e, vocab_size=vocab_size, byte_fallback=byte_fallback) from None
     return f"{model_prefix}.model"
 
 
@@ -93,7 +99,7 @@ def split_sentences(text: str) -> Iterator[str]:
 def get_vocabulary(
     *, kind: str = "sentencepiece", spm_path: str | None = None, extra_ids: int = 100
 ) -> seqio.Vocabulary:
-    """The vocabulary by name: "sentencepiece" (default: the shipped SOTU 8k model) or "byte"."""
+    """The vocabulary by name: "sentencepiece" (default: the shipped 8k model) or "byte"."""
     if extra_ids < 0:
         raise UserError(f"extra_ids must be >= 0, got {extra_ids}")
     if kind == "byte":
@@ -145,7 +151,7 @@ def encode_with_sentinels(vocabulary: seqio.Vocabulary, text: str) -> list[int]:
     return [int(i) for i in ids]
 
 
-def _friendly_error(error: RuntimeError, *, vocab_size: int) -> Exception:
+def _friendly_error(error: RuntimeError, *, vocab_size: int, byte_fallback: bool) -> Exception:
     message = str(error)
     if re.search(r"Vocabulary size (is )?too high", message):
         limit = re.search(r"<= ?(\d+)", message)
@@ -155,8 +161,13 @@ def _friendly_error(error: RuntimeError, *, vocab_size: int) -> Exception:
             "or add more text"
         )
     if "Vocabulary size is smaller than required_chars" in message:
+        required = re.search(r"\d+ vs (\d+)", message)
+        at_least = f" to at least {required.group(1)}" if required else ""
+        parts = "the special ids and one piece per distinct character" + (
+            ", plus 256 byte pieces (byte_fallback)" if byte_fallback else ""
+        )
         return UserError(
-            f"vocab_size={vocab_size} is smaller than the number of distinct characters: raise "
-            "vocab_size or lower character_coverage"
+            f"vocab_size={vocab_size} is too small for {parts}: raise vocab_size{at_least} or "
+            "lower character_coverage"
         )
     return error

@@ -1,4 +1,4 @@
-"""The shipped SOTU SentencePiece model, byte vocab, and training a model with T5's ids."""
+"""The shipped SentencePiece model, byte vocab, and training a model with T5's ids."""
 
 import itertools
 import json
@@ -8,11 +8,12 @@ import sentencepiece as spm
 import seqio
 
 from t5lab.data import corpus, vocab
+from t5lab.data.downstream import bible
 from t5lab.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def sotu_vocab():
+def default_vocab():
     return vocab.get_vocabulary()
 
 
@@ -34,29 +35,64 @@ def test_shipped_model_has_t5_special_ids():
     assert (processor.pad_id(), processor.eos_id(), processor.unk_id()) == (0, 1, 2)
     assert processor.bos_id() == -1
     assert [processor.id_to_piece(i) for i in range(3)] == ["<pad>", "</s>", "<unk>"]
+    # Byte fallback: ids 3..258 are the bytes <0x00>..<0xFF>.
+    assert [i for i in range(8000) if processor.is_byte(i)] == list(range(3, 259))
+    assert processor.id_to_piece(3 + 0xC3) == "<0xC3>"
 
 
-def test_vocab_size_with_extra_ids_and_padding(sotu_vocab):
-    assert sotu_vocab.vocab_size == 8100
-    assert vocab.padded_vocab_size(sotu_vocab) == 8192
-    assert vocab.padded_vocab_size(sotu_vocab, multiple=1) == 8100
+def test_shipped_model_spells_the_downstream_suite(default_vocab):
+    """Spanish accents, inverted marks and GLUE's underscores round-trip without <unk>."""
+    for text in (
+        "¿Quién es? ¡Ésta es la canción del niño!",
+        "á é í ó ú ñ ü Á É Í Ó Ú Ñ",
+        "not_equivalent not_entailment not_duplicate",
+        "Ein Straße in Zürich: 東京 😀",  # no pieces of their own: UTF-8 bytes
+    ):
+        ids = default_vocab.encode(text)
+        assert 2 not in ids, text
+        assert default_vocab.decode(ids) == text
+    # Spanish and the underscore have pieces of their own, not just bytes.
+    processor = default_vocab.tokenizer
+    assert not any(processor.is_byte(int(i)) for i in default_vocab.encode("¿Señor? ¡Jehová!"))
+    assert [processor.id_to_piece(int(i)) for i in default_vocab.encode("not_equivalent")][:2] == [
+        "▁not",
+        "_",
+    ]
+    # Decoding byte ids: a whole UTF-8 character, and a lone byte (U+FFFD, no error).
+    assert default_vocab.decode([3 + 0xC3, 3 + 0xB1]) == "ñ"
+    assert default_vocab.decode([3 + 0xC3]) == "\ufffd"
+
+
+def test_bible_en_es_targets_encode_without_unk(default_vocab):
+    """Every test-split Reina-Valera target round-trips exactly (the vocabulary saw only train)."""
+    targets = [ex["targets"] for ex in bible.translation_examples()["test"]]
+    assert len(targets) > 3000
+    for target in targets:
+        ids = default_vocab.encode(target)
+        assert 2 not in ids and default_vocab.decode(ids) == target, target
+
+
+def test_vocab_size_with_extra_ids_and_padding(default_vocab):
+    assert default_vocab.vocab_size == 8100
+    assert vocab.padded_vocab_size(default_vocab) == 8192
+    assert vocab.padded_vocab_size(default_vocab, multiple=1) == 8100
     assert vocab.padded_vocab_size(vocab.get_vocabulary(extra_ids=28)) == 8064
 
 
-def test_round_trip_on_a_sotu_sentence(sotu_vocab):
+def test_round_trip_on_a_sotu_sentence(default_vocab):
     text = next(vocab.split_sentences(corpus.sotu_documents(split="validation")[0]["text"]))
-    ids = sotu_vocab.encode(text)
-    assert sotu_vocab.decode(ids) == text
+    ids = default_vocab.encode(text)
+    assert default_vocab.decode(ids) == text
     assert 2 not in ids  # no <unk> on in-domain English
     assert len(ids) < len(text.split()) * 2  # a real vocabulary, not characters
 
 
-def test_sentinels_count_down_from_the_end(sotu_vocab):
-    assert vocab.sentinel_id(sotu_vocab, 0) == 8099
-    assert sotu_vocab.decode([vocab.sentinel_id(sotu_vocab, 0)]) == "<extra_id_0>"
-    assert sotu_vocab.decode([vocab.sentinel_id(sotu_vocab, 99)]) == "<extra_id_99>"
+def test_sentinels_count_down_from_the_end(default_vocab):
+    assert vocab.sentinel_id(default_vocab, 0) == 8099
+    assert default_vocab.decode([vocab.sentinel_id(default_vocab, 0)]) == "<extra_id_0>"
+    assert default_vocab.decode([vocab.sentinel_id(default_vocab, 99)]) == "<extra_id_99>"
     with pytest.raises(UserError, match="100 extra ids"):
-        vocab.sentinel_id(sotu_vocab, 100)
+        vocab.sentinel_id(default_vocab, 100)
 
 
 def test_byte_vocabulary_is_selectable():
@@ -94,6 +130,7 @@ def test_train_sentencepiece_small_model(small_corpus, tmp_path):
     assert path == str(tmp_path / "m" / "small.model")
     processor = spm.SentencePieceProcessor(model_file=path)
     assert processor.get_piece_size() == 500
+    assert sum(processor.is_byte(i) for i in range(500)) == 256  # byte_fallback by default
     assert (processor.pad_id(), processor.eos_id(), processor.unk_id(), processor.bos_id()) == (
         0,
         1,
@@ -105,6 +142,8 @@ def test_train_sentencepiece_small_model(small_corpus, tmp_path):
     assert trained.decode(trained.encode("the people of the United States")) == (
         "the people of the United States"
     )
+    unseen = "El Señor dijo: ¿dónde?"  # characters the English speeches never use
+    assert 2 not in trained.encode(unseen) and trained.decode(trained.encode(unseen)) == unseen
     # Same input and prefix give the same bytes (checked with 2 threads).
     first = open(path, "rb").read()
     vocab.train_sentencepiece(
@@ -114,6 +153,29 @@ def test_train_sentencepiece_small_model(small_corpus, tmp_path):
         text_key="body",
     )
     assert open(path, "rb").read() == first
+
+
+def test_train_sentencepiece_without_byte_fallback(small_corpus, tmp_path):
+    path = vocab.train_sentencepiece(
+        input_patterns=[str(small_corpus)],
+        model_prefix=str(tmp_path / "nobytes"),
+        vocab_size=300,  # below 256 bytes + specials + characters: only without bytes
+        text_key="body",
+        byte_fallback=False,
+    )
+    processor = spm.SentencePieceProcessor(model_file=path)
+    assert not any(processor.is_byte(i) for i in range(processor.get_piece_size()))
+    assert processor.unk_id() in processor.encode("El Señor")
+    with pytest.raises(
+        UserError,
+        match=r"vocab_size=300 is too small for .*256 byte pieces.*raise vocab_size to at least",
+    ):
+        vocab.train_sentencepiece(
+            input_patterns=[str(small_corpus)],
+            model_prefix=str(tmp_path / "bytes"),
+            vocab_size=300,
+            text_key="body",
+        )
 
 
 def test_train_sentencepiece_errors(small_corpus, tmp_path):

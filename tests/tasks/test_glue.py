@@ -98,7 +98,6 @@ EXPECTED = {
 }
 
 
-
 def _examples(name: str, split: str) -> list[dict]:
     task = seqio.get_mixture_or_task(name)
     with tfds.testing.mock_data(num_examples=3):
@@ -112,8 +111,6 @@ def _perfect_prediction(name: str, example: dict) -> str:
     if name == glue.WSC_EVAL_TASK:  # name the candidate exactly when it is the referent
         return text(example["targets_pretokenized"]) if example["label"] == 1 else "nobody"
     return text(example["targets_pretokenized"])
-
-
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -11,7 +11,6 @@ from tests.tasks.task_scoring import score, text
 LENGTHS = {"inputs": 64, "targets": 32}
 
 
-
 def _task_and_raw_examples(name: str, tfds_name: str, split: str = "validation"):
     """The task's examples and the raw tfds examples they came from, in the same order."""
     task = seqio.get_mixture_or_task(name)
@@ -23,8 +22,6 @@ def _task_and_raw_examples(name: str, tfds_name: str, split: str = "validation")
         raw = list(tfds.load(tfds_name, split=split, shuffle_files=False).as_numpy_iterator())
     assert len(examples) == len(raw) > 0
     return task, examples, raw
-
-
 
 
 def test_squad_asks_question_with_context_and_scores_against_all_answers():

@@ -10,8 +10,8 @@ from t5lab.data.downstream.source import Example
 from t5lab.data.downstream.splits import SPLITS, hash_fraction, split_of
 
 BIBLE_FILE = "bible.jsonl.gz"
-# T5's MRPC labels, but with a space: the default vocabulary has no piece for "_", so the
-# model could not spell "not_equivalent" and every such answer would score as invalid.
+# T5's MRPC labels, but with a space: in the default vocabulary "not equivalent" is two pieces,
+# "▁not" and the positive label's "▁equivalent", where "not_equivalent" takes seven fragments.
 PARAPHRASE_LABELS = ("not equivalent", "equivalent")
 # A negative pairs a KJV verse with the WEB text of one of the next few verses of the same
 # split: mostly the same chapter, so the topic matches and only the meaning tells them apart.

@@ -60,7 +60,8 @@ def sampling_probs(*, vocabulary: seqio.Vocabulary, sampler: str) -> np.ndarray:
     """Probability of each real id (index 0 = FIRST_REAL_ID) for random tokens.
 
     "unigram" uses the SentencePiece unigram model's piece log-probabilities, which are
-    estimates of corpus frequencies, so no corpus pass is needed.
+    estimates of corpus frequencies, so no corpus pass is needed. Byte-fallback pieces
+    (`<0x41>`) carry a placeholder score of 0, not an estimate, and are never drawn.
     """
     low, high = real_id_range(vocabulary)
     if sampler == "uniform":
@@ -75,7 +76,7 @@ def sampling_probs(*, vocabulary: seqio.Vocabulary, sampler: str) -> np.ndarray:
     scores = np.array([tokenizer.get_score(i) for i in range(low, high)], np.float64)
     special = np.array(
         [tokenizer.is_control(i) or tokenizer.is_unknown(i) or tokenizer.is_unused(i)
-         for i in range(low, high)]
+         or tokenizer.is_byte(i) for i in range(low, high)]
     )  # fmt: skip
     probs = np.where(special, 0.0, np.exp(scores - scores.max()))
     return probs / probs.sum()

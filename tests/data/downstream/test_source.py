@@ -12,9 +12,7 @@ def test_first_examples_of_an_unshuffled_split_mix_every_source():
     dataset = task.source.get_dataset(split="test", shuffle=False)
     first = [ex["targets"].decode() for ex in dataset.take(200).as_numpy_iterator()]
     counts = collections.Counter(first)
-    everything = collections.Counter(
-        ex["targets"] for ex in task.source.examples("test")
-    )
+    everything = collections.Counter(ex["targets"] for ex in task.source.examples("test"))
     # file order is grouped by source (all movie reviews first); the fixed hash order is not:
     # each source's share of the first 200 is within 10 points of its share of the split.
     total = sum(everything.values())

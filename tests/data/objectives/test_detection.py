@@ -128,7 +128,12 @@ def test_unigram_sampler_follows_piece_probabilities():
     expected = np.append(probs[top], 1 - probs[top].sum()) * len(drawn)
     expected *= observed.sum() / expected.sum()
     assert stats.chisquare(observed, expected).pvalue > 1e-3
-    assert counts[0] > 20 * np.median(counts[counts > 0])  # "▁the" is far likelier
+    the = VOCAB.tokenizer.piece_to_id("▁the") - LOW
+    assert counts[the] > 20 * np.median(counts[counts > 0])  # "▁the" is far likelier
+    # Byte-fallback pieces (score 0, a placeholder) are never drawn.
+    is_byte = np.array([VOCAB.tokenizer.is_byte(i) for i in range(LOW, HIGH)])
+    assert is_byte.sum() == 256
+    assert (probs[is_byte] == 0).all() and counts[is_byte].sum() == 0
 
 
 def test_replacement_never_equals_the_original():
