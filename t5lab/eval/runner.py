@@ -16,9 +16,7 @@ from t5lab.train.steps import evaluate_batches
 from t5lab.train.trainer import config_for_task, model_and_steps
 
 
-def _load(
-    model_dir: str, model_config: T5Config | ElectraConfig, task: str, step: int | None
-):
+def _load(model_dir: str, model_config: T5Config | ElectraConfig, task: str, step: int | None):
     config = config_for_task(model_config, mixture_or_task_name=task)
     params, step = restore_run_params(model_dir=model_dir, step=step)
     model, step_fns = model_and_steps(config)
