@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+import tensorflow as tf
 
 from t5lab.convert.hf import load_hf_checkpoint, save_hf_checkpoint
 from t5lab.errors import UserError
@@ -42,7 +43,7 @@ def save_params(*, params: Any, config: T5Config, out_dir: str) -> None:
 def load_params(*, path: str) -> Any:
     """Params saved by `save_params` (a converted checkpoint directory)."""
     directory = os.path.join(fs.absolute(path), "params")  # may be gs://...
-    if not fs.is_dir(directory):
+    if not tf.io.gfile.isdir(directory):
         raise UserError(f"no converted parameters at {path!r} (expected {directory})")
     with ocp.StandardCheckpointer() as checkpointer:
         return checkpointer.restore(directory)

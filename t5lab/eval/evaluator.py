@@ -148,7 +148,7 @@ class _MetricsRun:
             max_examples=max_examples,
         )
         self._evaluators: dict[str, seqio.Evaluator] = {}
-        self._restored: dict[int, Any] = {}
+        self._restored: tuple[int, Any] | None = None  # (step, params) of the last restore
 
     def _evaluator(self, split: str) -> seqio.Evaluator:
         if split not in self._evaluators:
@@ -171,10 +171,10 @@ class _MetricsRun:
 
     def _params(self, step: int | None) -> tuple[Any, int]:
         """Restore a step once: best-checkpoint selection scores its winner again on test."""
-        if step is None or step not in self._restored:
+        if step is None or self._restored is None or self._restored[0] != step:
             params, step = restore_run_params(model_dir=self._args["model_dir"], step=step)
-            self._restored = {step: params}  # one step's params held at a time
-        return self._restored[step], step
+            self._restored = (step, params)
+        return self._restored[1], self._restored[0]
 
     def evaluate(self, *, split: str, step: int | None) -> dict:
         evaluator = self._evaluator(split)

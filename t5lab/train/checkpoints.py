@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import jax
 import orbax.checkpoint as ocp
+import tensorflow as tf
 
 from t5lab.errors import UserError
 from t5lab.train import fs
@@ -47,7 +48,7 @@ class DataPositions:
 
     def keep_only(self, steps: list[int]) -> None:
         """Delete the positions of every other step (orphans of a kill, dropped checkpoints)."""
-        if not fs.is_dir(self.directory):
+        if not tf.io.gfile.isdir(self.directory):
             return
         kept = {f"step_{step}" for step in steps}
         for name in fs.list_dir(self.directory):

@@ -1,7 +1,8 @@
-"""Model-directory I/O that works on a local disk and on an object store (`gs://...`).
+"""What `tf.io.gfile` lacks for model directories on a local disk or an object store (`gs://`).
 
-Everything goes through `tf.io.gfile` (TensorFlow is a host dependency already; orbax reaches
-`gs://` on its own). Two differences between the two kinds of storage are handled here:
+Model-directory I/O goes through `tf.io.gfile` (TensorFlow is a host dependency already; orbax
+reaches `gs://` on its own); call it directly for plain operations (`makedirs`, `isdir`,
+`remove`). Two differences between the two kinds of storage are handled here:
 object stores list sub-directories with a trailing `/` (`list_dir` strips it), and they
 cannot append to an object (`LineLog` appends on a local disk and rewrites the whole file
 on an object store). Local paths are made absolute; URLs are left as they are.
@@ -34,18 +35,6 @@ def error_text(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
-def make_dirs(path: str) -> None:
-    tf.io.gfile.makedirs(path)
-
-
-def is_dir(path: str) -> bool:
-    return tf.io.gfile.isdir(path)
-
-
-def exists(path: str) -> bool:
-    return tf.io.gfile.exists(path)
-
-
 def list_dir(path: str) -> list[str]:
     """Entry names of a directory, sorted, without the `/` object stores add to directories."""
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(path))
@@ -54,10 +43,6 @@ def list_dir(path: str) -> list[str]:
 def glob(pattern: str) -> list[str]:
     """Paths matching a pattern, sorted (directories without a trailing `/`)."""
     return sorted(path.rstrip("/") for path in tf.io.gfile.glob(pattern))
-
-
-def remove(path: str) -> None:
-    tf.io.gfile.remove(path)
 
 
 def remove_tree(path: str) -> None:
@@ -92,11 +77,10 @@ class LineLog:
 
     def __init__(self, path: str):
         self._path = path
-        self._remote = is_url(path)
         self._text = ""
         self._handle = None
-        if self._remote:
-            self._text = read_text(path) if exists(path) else ""
+        if is_url(path):
+            self._text = read_text(path) if tf.io.gfile.exists(path) else ""
             if self._text and not self._text.endswith("\n"):
                 self._text += "\n"  # a torn last line stays on its own line
         else:

@@ -127,7 +127,7 @@ class HostInput(Iterator[dict[str, np.ndarray]]):
     def restore(self, directory: str) -> None:
         for shard, iterator in self._iterators.items():
             path = self._path(directory, shard)
-            if not fs.is_dir(path):
+            if not tf.io.gfile.isdir(path):
                 found = fs.glob(os.path.join(directory, "shard_*_of_*"))
                 saved = found[0].rsplit("_of_", 1)[1] if found else None
                 raise UserError(

@@ -26,29 +26,16 @@ def _format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-class _GFileEvents:
-    """An event file written through tf.io.gfile: each flush stores the whole file so far
-    (TensorFlow's own event writers do the same on GCS)."""
-
-    def __init__(self, path: str):
-        self._file = tf.io.gfile.GFile(path, "wb")
-
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
 class _GFileEventsFactory:
-    def open(self, path: str) -> _GFileEvents:
-        return _GFileEvents(path)
+    """tensorboardX's writer factory protocol, on tf.io.gfile: a GFile already has the write,
+    flush and close an event file needs (each flush stores the whole file so far on GCS, as
+    TensorFlow's own event writers do)."""
+
+    def open(self, path: str) -> tf.io.gfile.GFile:
+        return tf.io.gfile.GFile(path, "wb")
 
     def directory_check(self, path: str) -> None:
-        fs.make_dirs(path)
+        tf.io.gfile.makedirs(path)
 
 
 def _events_through_gfile(model_dir: str) -> None:

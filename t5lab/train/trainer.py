@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 import optax
+import tensorflow as tf
 from jax.experimental import multihost_utils
 
 from t5lab.data.pipeline import batched_dataset, output_vocabulary
@@ -58,10 +59,10 @@ def prepare_model_dir(model_dir: str) -> str:
     if not model_dir:
         raise UserError("MODEL_DIR is not set: pass --gin.MODEL_DIR='\"path\"'")
     try:
-        fs.make_dirs(model_dir)
+        tf.io.gfile.makedirs(model_dir)
         probe = os.path.join(model_dir, ".write_test")
         fs.write_text(probe, "ok")
-        fs.remove(probe)
+        tf.io.gfile.remove(probe)
     except fs.FILE_ERRORS as error:
         raise UserError(
             f"MODEL_DIR {model_dir!r} is not writable: {fs.error_text(error)}"
@@ -105,9 +106,9 @@ def _initial_params(path: str, fresh):
     from t5lab.convert.native import load_params
     from t5lab.train.checkpoints import restore_run_params
 
-    if fs.is_dir(os.path.join(path, "params")):
+    if tf.io.gfile.isdir(os.path.join(path, "params")):
         loaded = load_params(path=path)
-    elif fs.is_dir(path):
+    elif tf.io.gfile.isdir(path):
         loaded, _ = restore_run_params(model_dir=path)
     else:
         raise UserError(f"initial checkpoint {path!r} does not exist")

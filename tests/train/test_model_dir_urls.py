@@ -37,7 +37,7 @@ def url():
 
 
 def test_ram_urls_reach_tensorflows_memory_filesystem_not_the_disk(workdir, url):
-    fs.make_dirs(url)
+    tf.io.gfile.makedirs(url)
     fs.write_text(f"{url}/a.txt", "hello")
     assert fs.read_text(f"{url}/a.txt") == "hello"
     assert fs.list_dir(url) == ["a.txt"]
@@ -93,7 +93,7 @@ def _scalars(events_dir: str) -> list[tuple[int, float]]:
 @pytest.mark.parametrize("where", ["url", "local"])
 def test_metrics_survive_a_resume_on_url_and_local_dirs(workdir, url, where):
     model_dir = url if where == "url" else str(workdir / "run")
-    fs.make_dirs(model_dir)
+    tf.io.gfile.makedirs(model_dir)
     _run_segment(model_dir, range(1, 4))
     steps, losses = zip(*_scalars(f"{model_dir}/train"), strict=True)  # TensorBoard events
     assert steps == (1, 2, 3)
@@ -107,7 +107,7 @@ def test_metrics_survive_a_resume_on_url_and_local_dirs(workdir, url, where):
 
 
 def test_a_torn_last_line_on_a_url_stays_on_its_own_line(url):
-    fs.make_dirs(url)
+    tf.io.gfile.makedirs(url)
     fs.write_text(f"{url}/metrics.jsonl", '{"split": "train", "step": 1, "loss": 2.0}\n{"spl')
     writer = MetricsWriter(model_dir=url)
     writer.write(split="train", step=2, metrics={"loss": 0.5})
