@@ -3,7 +3,9 @@
 Each run is `t5lab train` with its own gin files and bindings and MODEL_DIR
 `<exp_dir>/runs/<name>`; a run may start from an earlier run's final checkpoint (fine-tuning).
 A finished run leaves `result.json`; running the same experiment again skips it, and an
-interrupted run resumes from its own latest checkpoint, so nothing finished is redone.
+interrupted run resumes from its own latest checkpoint, so nothing finished is redone. A result
+is only reused for the same configuration (gin files and bindings) and the same vocabularies:
+a retrained SentencePiece model behind an unchanged gin path must not mix into old results.
 """
 
 from __future__ import annotations
@@ -60,17 +62,66 @@ def _check_names(runs: Sequence[RunSpec]) -> None:
         seen.add(spec.name)
 
 
-def _read_result(path: str, spec: RunSpec) -> dict | None:
+_REDO = "use another experiment directory, or delete that run to redo it"
+
+
+def _read_result(path: str, spec: RunSpec, vocabularies: dict[str, str]) -> dict | None:
     if not os.path.exists(path):
         return None
     with open(path) as handle:
         result = json.load(handle)
     if result.get("fingerprint") != spec.fingerprint():
-        raise UserError(
-            f"{path} was written by a different run configuration: use another experiment "
-            "directory, or delete that run to redo it"
-        )
+        raise UserError(f"{path} was written by a different run configuration: {_REDO}")
+    # Results written before vocabularies were recorded carry none and are taken as they are.
+    recorded = result.get("vocabularies", vocabularies)
+    changed = sorted(
+        k for k in set(recorded) | set(vocabularies) if recorded.get(k) != vocabularies.get(k)
+    )
+    if changed:
+        raise UserError(f"{path} was trained with another vocabulary for {changed[0]}: {_REDO}")
     return result
+
+
+def _vocabulary_digest(vocabulary) -> str:
+    model = getattr(vocabulary, "sp_model", None)
+    text = (
+        model
+        if isinstance(model, bytes)
+        else repr((type(vocabulary).__name__, vocabulary.vocab_size))
+    )
+    extra = getattr(vocabulary, "extra_ids", 0)
+    payload = text if isinstance(text, bytes) else text.encode()
+    return hashlib.sha256(payload + f"|extra_ids={extra}".encode()).hexdigest()[:16]
+
+
+def _parse(spec: RunSpec, directory: str, init_dir: str | None) -> dict[str, str]:
+    """Apply the run's gin; return {"task/feature": vocabulary digest} of the task it trains."""
+    import seqio
+
+    from t5lab import gin_setup
+
+    bindings = [*spec.bindings, f"MODEL_DIR = {json.dumps(directory)}"]
+    if init_dir is not None:
+        bindings.append(f"train.initial_checkpoint = {json.dumps(init_dir)}")
+    gin_setup.parse_flags(gin_files=list(spec.gin_files), bindings=bindings, search_paths=[])
+    task = _task_name()
+    if task is None:
+        return {}
+    features = seqio.get_mixture_or_task(task).output_features
+    return {
+        f"{task}/{key}": _vocabulary_digest(f.vocabulary) for key, f in sorted(features.items())
+    }
+
+
+def _task_name() -> str | None:
+    import gin
+
+    try:
+        task = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+    except ValueError:
+        return None
+    # `@pretraining_task()` and `@define_mixture()` name their task when called
+    return task if isinstance(task, str) else task.scoped_configurable_fn()
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -80,15 +131,12 @@ def _write_json(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _train(spec: RunSpec, directory: str, init_dir: str | None) -> dict:
+def _train() -> dict:
+    """Train the run whose gin `_parse` applied."""
     import gin
 
     from t5lab import gin_setup
 
-    bindings = [*spec.bindings, f"MODEL_DIR = {json.dumps(directory)}"]
-    if init_dir is not None:
-        bindings.append(f"train.initial_checkpoint = {json.dumps(init_dir)}")
-    gin_setup.parse_flags(gin_files=list(spec.gin_files), bindings=bindings, search_paths=[])
     summary = gin_setup.call("train", config_text=gin.config_str(), show_progress=False)
     if summary.stopped_by:
         raise ExperimentInterrupted(summary.stopped_by)
@@ -161,19 +209,21 @@ def run_experiment(
     for index, spec in enumerate(runs, start=1):
         directory = run_dir(exp_dir, spec.name)
         result_path = os.path.join(directory, "result.json")
-        done = _read_result(result_path, spec)
+        init_dir = run_dir(exp_dir, spec.init_from) if spec.init_from else None
+        vocabularies = _parse(spec, directory, init_dir)
+        done = _read_result(result_path, spec, vocabularies)
         if done is not None:
             results[spec.name] = done
             progress.line(index=index, name=spec.name, status="done earlier")
             continue
         progress.line(index=index - 1, name=spec.name, status="running")
         started = time.perf_counter()
-        init_dir = run_dir(exp_dir, spec.init_from) if spec.init_from else None
-        train_result = _train(spec, directory, init_dir)
+        train_result = _train()
         metrics = _evaluate(spec, directory, evaluate_fn)
         seconds = time.perf_counter() - started
         result = {
             "fingerprint": spec.fingerprint(),
+            "vocabularies": vocabularies,
             "train": train_result,
             "metrics": metrics,
             "wall_seconds": seconds,  # this run's training + scoring (of its last attempt)
@@ -188,11 +238,7 @@ def run_experiment(
 def _evaluate(spec: RunSpec, directory: str, evaluate_fn: EvaluateFn | None) -> dict:
     tasks = list(spec.evaluate_tasks)
     if spec.evaluate and not tasks:
-        import gin
-
-        task = gin.query_parameter("%MIXTURE_OR_TASK_NAME")
-        # `@pretraining_task()` and `@define_mixture()` name their task when called
-        tasks = [task if isinstance(task, str) else task.scoped_configurable_fn()]
+        tasks = [_task_name()]
     if not tasks:
         return {}
     if evaluate_fn is None:

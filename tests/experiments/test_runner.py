@@ -46,6 +46,27 @@ def test_a_changed_run_in_the_same_directory_is_refused(tmp_path):
         )
 
 
+def test_a_result_from_another_vocabulary_is_refused_and_one_without_a_record_is_kept(tmp_path):
+    spec = RunSpec(name="pre", gin_files=MICRO, bindings=FAST)
+    results = run_experiment(exp_dir=str(tmp_path), runs=[spec], show_progress=False)
+    recorded = results["pre"]["vocabularies"]
+    assert set(recorded) == {"sotu_span_corruption/inputs", "sotu_span_corruption/targets"}
+    path = tmp_path / "runs" / "pre" / "result.json"
+    result = json.loads(path.read_text())
+
+    # Same gin, another SentencePiece model behind the task: the old result must not be reused.
+    result["vocabularies"] = {**recorded, "sotu_span_corruption/targets": "0" * 16}
+    path.write_text(json.dumps(result))
+    with pytest.raises(UserError, match="another vocabulary for sotu_span_corruption/targets"):
+        run_experiment(exp_dir=str(tmp_path), runs=[spec], show_progress=False)
+
+    # Results written before vocabularies were recorded are read back, not retrained.
+    del result["vocabularies"]
+    path.write_text(json.dumps(result))
+    again = run_experiment(exp_dir=str(tmp_path), runs=[spec], show_progress=False)
+    assert again["pre"]["train"] == results["pre"]["train"]
+
+
 @pytest.mark.parametrize(
     "runs, message",
     [
