@@ -27,6 +27,13 @@ def run_lab_command(
     if exp_suffix:
         settings = dataclasses.replace(settings, exp_dir=os.path.join(settings.exp_dir, exp_suffix))
     variants = variants_of(settings)
+    if args.dry_run:
+        from t5lab.experiments.lab import plan_runs
+        from t5lab.experiments.runner import describe_runs
+
+        runs, _ = plan_runs(settings=settings, variants=variants)
+        print(describe_runs(exp_dir=settings.exp_dir, runs=runs))
+        return 0
     _share_compiled_steps(os.path.join(settings.exp_dir, "xla_cache"))
     try:
         report, seconds = run_lab(
@@ -55,3 +62,8 @@ def _share_compiled_steps(directory: str) -> None:
 def add_lab_flags(parser: argparse.ArgumentParser, add_gin_flags: Callable) -> None:
     add_gin_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    parser.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="list the runs, their steps and which are finished; train nothing",
+    )

@@ -150,6 +150,48 @@ def _train() -> dict:
     }
 
 
+def run_steps(spec: RunSpec) -> int | None:
+    """The run's TRAIN_STEPS binding, if the spec sets one (lab runs always do)."""
+    for statement in spec.bindings:
+        name, _, value = statement.partition("=")
+        if name.strip() == "TRAIN_STEPS" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def run_status(exp_dir: str, spec: RunSpec) -> tuple[str, int]:
+    """("done" | "started" | "to run", steps checkpointed): what a rerun would do; "started" is
+    an interrupted run (or one training now)."""
+    directory = run_dir(exp_dir, spec.name)
+    if os.path.exists(os.path.join(directory, "result.json")):
+        return "done", run_steps(spec) or 0
+    checkpoints = os.path.join(directory, "checkpoints")
+    steps = (
+        [int(n) for n in os.listdir(checkpoints) if n.isdigit()]
+        if os.path.isdir(checkpoints)
+        else []
+    )
+    return ("started", max(steps)) if steps else ("to run", 0)
+
+
+def describe_runs(*, exp_dir: str, runs: Sequence[RunSpec]) -> str:
+    """A dry run: every run in order with its steps and status, and the steps still to train."""
+    _check_names(runs)
+    lines, counts, total, left = [], {}, 0, 0
+    for index, spec in enumerate(runs, start=1):
+        status, trained = run_status(exp_dir, spec)
+        steps = run_steps(spec) or 0
+        counts[status] = counts.get(status, 0) + 1
+        total, left = total + steps, left + max(steps - trained, 0)
+        if status == "started":
+            status = f"started, step {trained:,} checkpointed"
+        start = f", from {spec.init_from}" if spec.init_from else ""
+        lines.append(f"[{index}/{len(runs)}] {spec.name}: {steps:,} steps{start}; {status}")
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    lines.append(f"{len(runs)} runs in {exp_dir} ({summary}); {left:,} of {total:,} steps to train")
+    return "\n".join(lines)
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:

@@ -29,6 +29,15 @@ def test_readme_smoke_regimes_write_three_report_files_and_rerun_without_trainin
     monkeypatch.chdir(tmp_path)
     args = [*_readme_command("regimes"), "--quiet"]
     exp_dir = tmp_path / next(a.split("=", 1)[1] for a in args if a.startswith("--gin.EXP_DIR"))
+    assert main([*args, "--dry_run"]) == 0  # lists the plan, trains and writes nothing
+    plan = capsys.readouterr().out
+    assert "14 runs in" in plan and "(14 to run)" in plan
+    assert (
+        "leave_one_out_finetune-ft-vader_sentiment-seed0: 8 steps, from leave_out_vader_sentiment-seed0; to run"
+        in plan
+    )
+    assert not (exp_dir / "runs").exists()
+
     assert main(args) == 0
     table = capsys.readouterr().out
     report = json.loads((exp_dir / "results.json").read_text())
@@ -47,6 +56,9 @@ def test_readme_smoke_regimes_write_three_report_files_and_rerun_without_trainin
     assert main(args) == 0  # finished runs are read back, not redone
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((exp_dir / "results.json").read_text()) == report
+    capsys.readouterr()
+    assert main([*args, "--dry_run"]) == 0
+    assert "(14 done); 0 of " in capsys.readouterr().out
 
 
 def test_objective_study_compares_an_objective_with_no_pretraining(tmp_path, capsys):
@@ -71,3 +83,17 @@ def test_objective_study_compares_an_objective_with_no_pretraining(tmp_path, cap
     ]
     config = (exp_dir / "runs" / "pretrain_bert_mlm-seed0" / "config.gin").read_text()
     assert "pretraining_task.objective = @bert_mlm" in config
+
+
+def test_readme_study_dry_run_lists_the_mixing_runs_and_writes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args = _readme_command("study")
+    assert "--dry_run" in args
+    assert main(args) == 0
+    plan = capsys.readouterr().out.splitlines()
+    # one multitask run per mixing rate, each pretraining + fine-tuning steps long (12 + 8)
+    assert plan[0].startswith("[1/4] mix_proportional_k2_16-seed0: 20 steps; to run")
+    assert plan[-1].endswith("(4 to run); 80 of 80 steps to train")
+    assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from t5lab.errors import UserError
-from t5lab.experiments.runner import RunSpec, run_experiment
+from t5lab.experiments.runner import RunSpec, describe_runs, run_experiment
 
 MICRO = ("tests/fixtures/micro.gin",)
 FAST = ("TRAIN_STEPS = 4", "train.eval_every_steps = 4", "train.checkpoint_every_steps = 4")
@@ -95,3 +95,20 @@ def test_a_scanned_fine_tune_starts_from_an_unrolled_run(tmp_path):
     first = next(m for m in map(json.loads, lines) if m["split"] == "validation")
     pre = results["pre"]["train"]["last_validation"]["loss"]
     assert first["step"] == 0 and first["loss"] == pytest.approx(pre, rel=1e-5)
+
+
+def test_a_dry_run_counts_the_steps_a_rerun_would_still_train(tmp_path):
+    runs = [
+        RunSpec(name="pre", gin_files=MICRO, bindings=("TRAIN_STEPS = 12",)),
+        RunSpec(name="ft", gin_files=MICRO, bindings=("TRAIN_STEPS = 8",), init_from="pre"),
+        RunSpec(name="other", gin_files=MICRO, bindings=("TRAIN_STEPS = 5",)),
+    ]
+    (tmp_path / "runs" / "pre").mkdir(parents=True)
+    (tmp_path / "runs" / "pre" / "result.json").write_text("{}")
+    for step in ("4", "8", "8.orbax-checkpoint-tmp-1"):  # an unfinished save does not count
+        (tmp_path / "runs" / "ft" / "checkpoints" / step).mkdir(parents=True, exist_ok=True)
+    text = describe_runs(exp_dir=str(tmp_path), runs=runs).splitlines()
+    assert text[0] == "[1/3] pre: 12 steps; done"
+    assert text[1] == "[2/3] ft: 8 steps, from pre; started, step 8 checkpointed"
+    assert text[2] == "[3/3] other: 5 steps; to run"
+    assert text[3].endswith("(1 done, 1 started, 1 to run); 5 of 25 steps to train")
