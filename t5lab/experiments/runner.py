@@ -150,6 +150,40 @@ def _train() -> dict:
     }
 
 
+ATTEMPTS_FILE = "attempts.json"
+
+
+def _last_write(directory: str, *, besides: str) -> float:
+    times = [
+        os.path.getmtime(os.path.join(root, name))
+        for root, _, names in os.walk(directory)
+        for name in names
+        if os.path.join(root, name) != besides
+    ]
+    return max(times, default=0.0)
+
+
+def start_attempt(directory: str) -> tuple[float, int]:
+    """(seconds spent by earlier attempts of this run, this attempt's number); records its start.
+
+    An attempt that was killed outright (SIGKILL, a session's end) leaves no end time: it is
+    taken as its last write into the run directory. Work after that write is redone by the next
+    attempt and so counted once, in the attempt that keeps it.
+    """
+    path = os.path.join(directory, ATTEMPTS_FILE)
+    earlier, attempts = 0.0, 0
+    if os.path.exists(path):
+        with open(path) as handle:
+            record = json.load(handle)
+        earlier, attempts = record["earlier_seconds"], record["attempts"]
+        earlier += max(0.0, _last_write(directory, besides=path) - record["started"])
+    os.makedirs(directory, exist_ok=True)
+    _write_json(
+        path, {"started": time.time(), "earlier_seconds": earlier, "attempts": attempts + 1}
+    )
+    return earlier, attempts + 1
+
+
 def run_steps(spec: RunSpec) -> int | None:
     """The run's TRAIN_STEPS binding, if the spec sets one (lab runs always do)."""
     for statement in spec.bindings:
@@ -259,6 +293,7 @@ def run_experiment(
             progress.line(index=index, name=spec.name, status="done earlier")
             continue
         progress.line(index=index - 1, name=spec.name, status="running")
+        earlier, attempt = start_attempt(directory)
         started = time.perf_counter()
         train_result = _train()
         metrics = _evaluate(spec, directory, evaluate_fn)
@@ -268,11 +303,12 @@ def run_experiment(
             "vocabularies": vocabularies,
             "train": train_result,
             "metrics": metrics,
-            "wall_seconds": seconds,  # this run's training + scoring (of its last attempt)
+            "wall_seconds": earlier + seconds,  # training + scoring, over every attempt
+            "attempts": attempt,
         }
         _write_json(result_path, result)
         results[spec.name] = result
-        progress.durations.append(seconds)
+        progress.durations.append(earlier + seconds)
         progress.line(index=index, name=spec.name, status="finished")
     return results
 

@@ -1,6 +1,8 @@
 """The experiment runner: fine-tunes start from the named run, finished runs are not redone."""
 
 import json
+import os
+import time
 
 import pytest
 
@@ -112,3 +114,23 @@ def test_a_dry_run_counts_the_steps_a_rerun_would_still_train(tmp_path):
     assert text[1] == "[2/3] ft: 8 steps, from pre; started, step 8 checkpointed"
     assert text[2] == "[3/3] other: 5 steps; to run"
     assert text[3].endswith("(1 done, 1 started, 1 to run); 5 of 25 steps to train")
+
+
+def test_wall_time_counts_an_attempt_killed_earlier_up_to_its_last_write(tmp_path):
+    directory = tmp_path / "runs" / "pre"
+    directory.mkdir(parents=True)
+    now = time.time()
+    # An attempt started 100 s ago and was killed without a word; its last write was 40 s ago.
+    (directory / "attempts.json").write_text(
+        json.dumps({"started": now - 100, "earlier_seconds": 5.0, "attempts": 1})
+    )
+    (directory / "notes.txt").write_text("left by the killed attempt")
+    os.utime(directory / "notes.txt", (now - 40, now - 40))
+
+    started = time.perf_counter()
+    spec = RunSpec(name="pre", gin_files=MICRO, bindings=FAST)
+    result = run_experiment(exp_dir=str(tmp_path), runs=[spec], show_progress=False)["pre"]
+    elapsed = time.perf_counter() - started
+    assert result["attempts"] == 2
+    earlier = 5.0 + 60.0
+    assert earlier + result["train"]["seconds"] <= result["wall_seconds"] <= earlier + elapsed + 1
