@@ -83,15 +83,12 @@ def _read_result(path: str, spec: RunSpec, vocabularies: dict[str, str]) -> dict
 
 
 def _vocabulary_digest(vocabulary) -> str:
+    """The SentencePiece model's bytes (other vocabularies: their kind and size), with extra ids."""
     model = getattr(vocabulary, "sp_model", None)
-    text = (
-        model
-        if isinstance(model, bytes)
-        else repr((type(vocabulary).__name__, vocabulary.vocab_size))
-    )
+    if not isinstance(model, bytes):
+        model = repr((type(vocabulary).__name__, vocabulary.vocab_size)).encode()
     extra = getattr(vocabulary, "extra_ids", 0)
-    payload = text if isinstance(text, bytes) else text.encode()
-    return hashlib.sha256(payload + f"|extra_ids={extra}".encode()).hexdigest()[:16]
+    return hashlib.sha256(model + f"|extra_ids={extra}".encode()).hexdigest()[:16]
 
 
 def _parse(spec: RunSpec, directory: str, init_dir: str | None) -> dict[str, str]:
